@@ -1,0 +1,354 @@
+"""Training: a plain loop over cached images, with validation, checkpoints every epoch and resume.
+
+A run folder holds:
+- ``config.json``: the TrainConfig the run was started with;
+- ``last.safetensors``: weights, optimizer and scheduler state after the latest epoch (for --resume);
+- ``best.safetensors``: weights of the epoch with the best validation macro-F1 (no optimizer state);
+- ``metrics.jsonl``: one JSON line per finished epoch (losses, macro-F1, per-attribute F1, speed).
+
+Every file is written atomically, so a run killed at any moment leaves the previous good files.
+Randomness (shuffling, dropout, augmentation) is re-seeded from (seed, epoch) at each epoch, so
+resuming at an epoch boundary reproduces the uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from .attributes import PAPER_ATTRIBUTES, resolve_attributes
+from .augment import AugmentConfig, augment_batch
+from .cache import load_or_build_cache
+from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from .dataset_index import CelebAIndex, load_index
+from .devices import autocast, resolve_device
+from .errors import CelebAModelError, ConfigError
+from .metrics import f1_scores
+from .models import count_parameters, create_model, model_spec
+from .predict import predict_probabilities
+from .preprocess import PreprocessSpec, normalise, to_unit_float
+
+POS_WEIGHT_MODES = ("none", "sqrt", "balanced")
+# Options that define what is trained; a resumed run must keep them.
+LOCKED_ON_RESUME = (
+    "arch", "attributes", "epochs", "batch_size", "lr", "weight_decay", "seed", "image_size", "color",
+    "pos_weight", "augment", "max_train_images", "model_config", "split_seed",
+)
+
+
+class TrainingError(CelebAModelError, RuntimeError):
+    """A run that cannot start or continue, with the reason."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Defaults follow the paper (batch 100, grayscale)."""
+
+    data_roots: list[str]
+    out: str
+    arch: str = "paper"
+    attributes: list[str] = field(default_factory=lambda: list(PAPER_ATTRIBUTES))
+    epochs: int = 20
+    batch_size: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    split_seed: int = 0
+    image_size: int = 64
+    color: str = "gray"
+    pos_weight: str = "none"
+    augment: bool = False
+    max_train_images: int | None = None
+    patience: int | None = None
+    model_config: dict = field(default_factory=dict)
+    workers: int = 0
+    device: str = "auto"
+    cache_dir: str | None = None
+    eval_batch_size: int = 1000
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.attributes = resolve_attributes(self.attributes)
+        if self.pos_weight not in POS_WEIGHT_MODES:
+            raise ConfigError(f"pos_weight must be one of {POS_WEIGHT_MODES}, got {self.pos_weight!r}")
+        for name in ("epochs", "batch_size", "image_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_train_images is not None and self.max_train_images < 1:
+            raise ConfigError(f"max_train_images must be at least 1, got {self.max_train_images}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+class CachedBatches(Dataset):
+    """Whole batches from the memory-mapped cache: ``dataset[rows]`` -> (uint8 NHWC, float labels).
+
+    The array is opened lazily in each process so DataLoader workers map the file instead of
+    receiving a pickled copy of it.
+    """
+
+    def __init__(self, array_path: Path, labels: np.ndarray) -> None:
+        self.array_path = array_path
+        self.labels = labels
+        self._images: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._images is None:
+            self._images = np.load(self.array_path, mmap_mode="r")
+        order = np.sort(rows)  # sequential reads from the memory map
+        return torch.from_numpy(np.ascontiguousarray(self._images[order])), torch.from_numpy(self.labels[order])
+
+
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """A distinct, reproducible seed for each (run seed, epoch, random stream)."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+
+
+def compute_pos_weight(labels: np.ndarray, mode: str) -> np.ndarray | None:
+    """Per-attribute weight of positive examples in the loss: none, sqrt(neg/pos) or neg/pos."""
+    if mode == "none":
+        return None
+    positives = labels.sum(axis=0).astype(np.float64)
+    negatives = len(labels) - positives
+    ratio = negatives / np.maximum(positives, 1.0)
+    return np.sqrt(ratio) if mode == "sqrt" else ratio
+
+
+def _binary_cross_entropy(labels: np.ndarray, probs: np.ndarray) -> float:
+    p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
+@dataclass
+class RunData:
+    """The pieces of the dataset a run uses."""
+
+    index: CelebAIndex
+    array_path: Path
+    images: np.ndarray
+    labels: np.ndarray  # (N, A) uint8 over the whole index
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+
+
+def prepare_data(config: TrainConfig, spec: PreprocessSpec) -> RunData:
+    """Index the data roots, build or reuse the image cache, and pick the train and val rows."""
+    index = load_index(config.data_roots, split_seed=config.split_seed)
+    cache = load_or_build_cache(index.paths, spec, config.cache_dir, progress=config.progress)
+    labels = index.attribute_labels(config.attributes)
+    train_rows = index.split_indices("train")
+    val_rows = index.split_indices("val")
+    train_rows = train_rows[cache.valid[train_rows]]
+    val_rows = val_rows[cache.valid[val_rows]]
+    if config.max_train_images is not None and len(train_rows) > config.max_train_images:
+        # A seeded subset, like the paper's 60,000 of CelebA's 162,770 training images.
+        chosen = np.random.default_rng(config.seed).choice(len(train_rows), config.max_train_images, replace=False)
+        train_rows = np.sort(train_rows[chosen])
+    if len(train_rows) == 0:
+        raise TrainingError(f"The train split of {', '.join(config.data_roots)} has no readable images")
+    if len(val_rows) == 0:
+        raise TrainingError(f"The val split of {', '.join(config.data_roots)} has no readable images; "
+                            "validation picks the best epoch")
+    return RunData(index, cache.folder / "images.npy", cache.images, labels, train_rows, val_rows)
+
+
+def _check_resumable(config: TrainConfig, out: Path) -> dict:
+    saved_config = json.loads((out / "config.json").read_text())
+    differences = [
+        f"{name}: run has {saved_config.get(name)!r}, asked for {getattr(config, name)!r}"
+        for name in LOCKED_ON_RESUME
+        if saved_config.get(name) != json.loads(json.dumps(getattr(config, name)))
+    ]
+    if differences:
+        raise TrainingError(f"Cannot resume {out} with different settings:\n  " + "\n  ".join(differences))
+    return saved_config
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict:
+    """Train (or resume) a run; returns a summary with the best epoch and its validation macro-F1."""
+    out = Path(config.out)
+    last_path, best_path = out / "last.safetensors", out / "best.safetensors"
+    if resume:
+        if not (out / "config.json").is_file():
+            raise TrainingError(f"Nothing to resume in {out}: it has no config.json from an earlier run")
+        _check_resumable(config, out)
+    elif last_path.exists() or (out / "config.json").exists():
+        raise TrainingError(
+            f"{out} already holds a training run. Pass --resume to continue it, or choose another --out "
+            "(nothing was changed)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=2))
+
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    spec = PreprocessSpec(image_size=config.image_size, color=config.color)
+    data = prepare_data(config, spec)
+    attributes = config.attributes
+    train_labels = data.labels[data.train_rows]
+    val_labels = data.labels[data.val_rows]
+
+    mspec = model_spec(config.arch, spec.channels, len(attributes), spec.image_size, config.model_config)
+    torch.manual_seed(config.seed)  # weight initialisation
+    model = create_model(mspec).to(device).to(memory_format=torch.channels_last)
+    pos_weight = compute_pos_weight(train_labels, config.pos_weight)
+    criterion = nn.BCEWithLogitsLoss(
+        pos_weight=None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32, device=device)
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(data.train_rows) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
+    augment_config = AugmentConfig() if config.augment else None
+
+    start_epoch, history, best_f1, best_epoch = 1, [], -1.0, 0
+    if resume and last_path.is_file():
+        state = load_checkpoint(last_path, device=device, with_optimizer=True)
+        model.load_state_dict(state.model.state_dict())
+        if state.optimizer_state is None:
+            raise TrainingError(f"{last_path} has no optimizer state; it cannot be resumed")
+        optimizer.load_state_dict(state.optimizer_state)
+        training = state.meta["training"]
+        scheduler.load_state_dict(training["scheduler"])
+        history = training["history"]
+        start_epoch = training["epoch"] + 1
+        best_f1, best_epoch = training["best_val_macro_f1"], training["best_epoch"]
+        print(f"Resuming {out} after epoch {training['epoch']} (best val macro-F1 {best_f1:.4f} at epoch {best_epoch})")
+    # A run killed after writing a checkpoint but before metrics.jsonl: rewrite it from the checkpoint.
+    _write_metrics(out, history)
+
+    print(
+        f"Training {config.arch} ({count_parameters(model):,} parameters) on {device}: "
+        f"{len(data.train_rows):,} train / {len(data.val_rows):,} val images, "
+        f"{spec.image_size}x{spec.image_size} {spec.color}, {len(attributes)} attributes"
+    )
+    dataset = CachedBatches(data.array_path, data.labels.astype(np.float32))
+    meta_base = {
+        "model": mspec.to_dict(),
+        "attributes": attributes,
+        "preprocess": spec.to_dict(),
+    }
+    epochs_without_gain = (len(history) - best_epoch) if history else 0
+    stopped_early = False
+
+    for epoch in range(start_epoch, config.epochs + 1):
+        if config.patience is not None and epochs_without_gain >= config.patience:
+            stopped_early = True
+            break
+        torch.manual_seed(epoch_seed(config.seed, epoch, 0))  # dropout
+        order = np.random.default_rng(epoch_seed(config.seed, epoch, 1)).permutation(data.train_rows)
+        batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+        aug_generator = torch.Generator(device=device)
+        aug_generator.manual_seed(epoch_seed(config.seed, epoch, 2))
+        loader = DataLoader(
+            dataset,
+            sampler=batches,
+            batch_size=None,
+            num_workers=config.workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
+        )
+
+        model.train()
+        started = time.perf_counter()
+        loss_sum, seen = 0.0, 0
+        bar = tqdm(loader, desc=f"Epoch {epoch}/{config.epochs}", unit="batch", disable=not config.progress, leave=False)
+        for images, targets in bar:
+            images = images.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
+            x = to_unit_float(images)
+            if augment_config is not None:
+                x = augment_batch(x, augment_config, aug_generator)
+            x = normalise(x, spec)
+            with autocast(device):
+                logits = model(x)
+            loss = criterion(logits.float(), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(targets)
+            seen += len(targets)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (time.perf_counter() - started):,.0f}")
+        bar.close()
+        train_seconds = time.perf_counter() - started
+
+        probs = predict_probabilities(
+            model, data.images, data.val_rows, spec, device, batch_size=config.eval_batch_size
+        )
+        val_f1 = f1_scores(val_labels, probs, 0.5)
+        macro_f1 = float(val_f1.mean())
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / seen,
+            "val_loss": _binary_cross_entropy(val_labels, probs),
+            "val_macro_f1": macro_f1,
+            "val_f1": {a: float(f) for a, f in zip(attributes, val_f1)},
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_seconds": train_seconds,
+            "train_images_per_s": seen / train_seconds,
+        }
+        history.append(record)
+        improved = macro_f1 > best_f1
+        if improved:
+            best_f1, best_epoch, epochs_without_gain = macro_f1, epoch, 0
+        else:
+            epochs_without_gain += 1
+        training = {
+            "config": config.to_dict(),
+            "epoch": epoch,
+            "best_epoch": best_epoch,
+            "best_val_macro_f1": best_f1,
+            "history": history,
+            "scheduler": scheduler.state_dict(),
+            "pos_weight": None if pos_weight is None else pos_weight.tolist(),
+            "data": data.index.summary() | {"train_images": int(len(data.train_rows)), "val_images": int(len(data.val_rows))},
+            "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        meta = meta_base | {"training": training}
+        # best before last: if killed in between, resume re-runs this epoch and rewrites both identically.
+        if improved:
+            save_checkpoint(best_path, model, meta)
+        save_checkpoint(last_path, model, meta, optimizer_state=optimizer.state_dict())
+        _write_metrics(out, history)
+        print(
+            f"epoch {epoch:3d}/{config.epochs}  loss {record['train_loss']:.4f}  val loss {record['val_loss']:.4f}  "
+            f"val macro-F1 {macro_f1:.4f}{'  *best*' if improved else ''}  "
+            f"{train_seconds:.1f} s ({record['train_images_per_s']:,.0f} img/s)",
+            flush=True,
+        )
+
+    if stopped_early:
+        print(f"Stopped early: no gain in validation macro-F1 for {config.patience} epochs")
+    return {
+        "out": str(out),
+        "best_epoch": best_epoch,
+        "best_val_macro_f1": best_f1,
+        "epochs_run": len(history),
+        "best_checkpoint": str(best_path),
+        "last_checkpoint": str(last_path),
+    }
+
+
+def _write_metrics(out: Path, history: list[dict]) -> None:
+    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))

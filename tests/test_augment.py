@@ -1,0 +1,50 @@
+"""Batch augmentation: stays in range, is reproducible, and each option does what it says."""
+
+from __future__ import annotations
+
+import torch
+
+from celeba_model.augment import AugmentConfig, augment_batch
+
+NONE = AugmentConfig(flip=False, max_shift=0, max_scale=0, brightness=0, contrast=0, saturation=0)
+
+
+def _batch(n=8, c=3, size=32, seed=0):
+    return torch.rand(n, c, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def test_disabled_augmentation_returns_the_input():
+    x = _batch()
+    assert torch.allclose(augment_batch(x, NONE, torch.Generator().manual_seed(0)), x, atol=1e-5)
+
+
+def test_flip_mirrors_some_images_exactly():
+    x = _batch(n=64)
+    y = augment_batch(x, AugmentConfig(flip=True, max_shift=0, max_scale=0, brightness=0, contrast=0, saturation=0),
+                      torch.Generator().manual_seed(1))
+    flipped = torch.tensor([torch.allclose(y[i], x[i].flip(-1), atol=1e-5) for i in range(64)])
+    same = torch.tensor([torch.allclose(y[i], x[i], atol=1e-5) for i in range(64)])
+    assert (flipped | same).all() and 10 < flipped.sum() < 54
+
+
+def test_default_augmentation_is_reproducible_and_in_range():
+    x = _batch()
+    a = augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(3))
+    b = augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(3))
+    c = augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+
+
+def test_grayscale_batches_work_and_ignore_saturation():
+    x = _batch(c=1)
+    y = augment_batch(x, AugmentConfig(saturation=0.5), torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+
+
+def test_brightness_changes_mean_intensity():
+    x = torch.full((16, 3, 8, 8), 0.5)
+    y = augment_batch(x, AugmentConfig(flip=False, max_shift=0, max_scale=0, brightness=0.3, contrast=0, saturation=0),
+                      torch.Generator().manual_seed(0))
+    means = y.mean(dim=(1, 2, 3))
+    assert means.min() < 0.45 and means.max() > 0.55
