@@ -20,7 +20,8 @@ $(STAMP): requirements.txt pyproject.toml
 
 run: $(STAMP)
 	$(PY) -m celeba_model make-demo --out $(DEMO) --num-images 10000
-	$(PY) -m celeba_model train --data-root $(DEMO) --arch paper --epochs 10 --out runs/demo-paper --resume
+	@resume=""; if [ -f runs/demo-paper/config.json ]; then resume="--resume"; fi; \
+	$(PY) -m celeba_model train --data-root $(DEMO) --arch paper --epochs 10 --out runs/demo-paper $$resume
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -34,7 +34,12 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from celeba_model.attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES
+from .attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES
+from .celeba_files import ATTRIBUTE_FILE as ATTR_FILE
+from .celeba_files import IDENTITY_FILE, PARTITION_FILE
+from .celeba_files import IMAGE_FOLDER as IMAGE_DIR
+from .errors import ConfigError
+from .fileio import atomic_write_text
 
 __all__ = ["HAIR_COLORS", "DemoSummary", "FaceTraits", "ImagePlan", "make_demo_dataset", "plan_demo", "render_face"]
 
@@ -42,10 +47,6 @@ __all__ = ["HAIR_COLORS", "DemoSummary", "FaceTraits", "ImagePlan", "make_demo_d
 GENERATOR_VERSION = 1
 
 IMAGE_WIDTH, IMAGE_HEIGHT = 178, 218
-IMAGE_DIR = "img_align_celeba"
-ATTR_FILE = "list_attr_celeba.txt"
-PARTITION_FILE = "list_eval_partition.txt"
-IDENTITY_FILE = "identity_CelebA.txt"
 INFO_FILE = "demo_info.json"
 SPLIT_NAMES = ("train", "val", "test")  # partition values 0, 1, 2
 
@@ -1236,16 +1237,6 @@ def _format_attr_file(plans: list[ImagePlan]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="ascii", newline="\n") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _summarise(root: Path, plans: list[ImagePlan]) -> DemoSummary:
     columns = [CELEBA_ATTRIBUTES.index(a) for a in PAPER_ATTRIBUTES]
     labels = np.array([p.labels for p in plans], dtype=np.int8)[:, columns] > 0
@@ -1319,7 +1310,7 @@ def _write_info(root: Path, num_images: int, seed: int, summary: DemoSummary | N
         data = summary.to_dict()
         data.pop("root")
         info["summary"] = data
-    _write_atomic(root / INFO_FILE, json.dumps(info, indent=2) + "\n")
+    atomic_write_text(root / INFO_FILE, json.dumps(info, indent=2) + "\n")
 
 
 def _prepare_folder(root: Path, num_images: int, seed: int) -> None:
@@ -1348,19 +1339,19 @@ def make_demo_dataset(
     in-process. The output depends only on ``num_images`` and ``seed``.
     """
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
-        raise ValueError(f"num_images must be a positive integer, got {num_images!r}")
+        raise ConfigError(f"num_images must be a positive integer, got {num_images!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if num_images > 999_999:
-        raise ValueError("num_images must be below 1,000,000 (CelebA file names have 6 digits)")
+        raise ConfigError("num_images must be below 1,000,000 (CelebA file names have 6 digits)")
     root = Path(out)
     if root.exists() and not root.is_dir():
-        raise ValueError(f"{root} exists and is not a folder")
+        raise ConfigError(f"{root} exists and is not a folder")
     info = _read_info(root)
     if info is not None and _is_complete(root, info, num_images, seed) and "summary" in info:
         return _summary_from_info(root, info)
     if info is None and root.exists() and any(root.iterdir()):
-        raise ValueError(
+        raise ConfigError(
             f"{root} is not empty and holds no {INFO_FILE}, so it is not a demo dataset folder; "
             "refusing to write into it. Choose an empty or new folder."
         )
@@ -1369,9 +1360,9 @@ def make_demo_dataset(
     plans = plan_demo(num_images, seed)
     _render_all(plans, root / IMAGE_DIR, seed, workers if workers is not None else (os.cpu_count() or 1), progress)
     # Labels last: the dataset only looks complete once every image is on disk.
-    _write_atomic(root / PARTITION_FILE, "".join(f"{p.filename} {p.partition}\n" for p in plans))
-    _write_atomic(root / IDENTITY_FILE, "".join(f"{p.filename} {p.identity}\n" for p in plans))
-    _write_atomic(root / ATTR_FILE, _format_attr_file(plans))
+    atomic_write_text(root / PARTITION_FILE, "".join(f"{p.filename} {p.partition}\n" for p in plans))
+    atomic_write_text(root / IDENTITY_FILE, "".join(f"{p.filename} {p.identity}\n" for p in plans))
+    atomic_write_text(root / ATTR_FILE, _format_attr_file(plans))
     summary = _summarise(root, plans)
     _write_info(root, num_images, seed, summary)
     return summary

@@ -29,7 +29,8 @@ from tqdm import tqdm
 from .attributes import PAPER_ATTRIBUTES, resolve_attributes
 from .augment import AugmentConfig, augment_batch
 from .cache import load_or_build_cache
-from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
+from .fileio import atomic_write_text
 from .dataset_index import CelebAIndex, load_index
 from .devices import autocast, resolve_device
 from .errors import CelebAModelError, ConfigError

@@ -129,7 +129,7 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
     def crash(fd):  # the bytes are written to the temp file, then the "machine dies"
         raise OSError("disk on fire")
 
-    monkeypatch.setattr("celeba_model.checkpoint.os.fsync", crash)
+    monkeypatch.setattr("celeba_model.fileio.os.fsync", crash)
     with pytest.raises(OSError, match="disk on fire"):
         _save(path, arch="no_conv3")
     monkeypatch.undo()

@@ -64,9 +64,9 @@ def file_hashes(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def demo1200(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoSummary]:
-    root = tmp_path_factory.mktemp("demo") / "celeba"
-    return root, make_demo_dataset(root, num_images=1200, seed=0, workers=2, progress=False)
+def demo1200(demo_root: Path) -> tuple[Path, DemoSummary]:
+    # The session's shared demo (1,200 images, seed 0); asking again reuses it and returns its summary.
+    return demo_root, make_demo_dataset(demo_root, num_images=1200, seed=0, workers=2, progress=False)
 
 
 def test_layout_and_formats(demo1200: tuple[Path, DemoSummary]) -> None:
