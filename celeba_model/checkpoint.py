@@ -40,6 +40,7 @@ class Checkpoint:
     model: nn.Module
     meta: dict
     path: Path
+    weights_sha256: str
     optimizer_state: dict | None = None
 
     @property
@@ -115,13 +116,16 @@ def save_checkpoint(
     atomic_write_bytes(path, save_safetensors(tensors, metadata=header))
 
 
-def read_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read and verify a checkpoint's tensors and metadata without building a model."""
+def read_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, str]:
+    """Read and verify a checkpoint: its tensors, metadata and the SHA-256 digest of its tensors.
+
+    The digest identifies the weights; it does not change when metadata such as thresholds does.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     data = path.read_bytes()
-    if data[:2] == b"PK" or data[:1] == b"\x80":
+    if _looks_like_pickle(data):
         raise CheckpointError(
             f"{path}: this is a pickle-based PyTorch file (torch.save). It is refused, never loaded, because "
             "unpickling can run arbitrary code. Checkpoints of this tool are safetensors files."
@@ -142,7 +146,15 @@ def read_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
         meta = json.loads(with_meta["meta"])
     except (KeyError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: the metadata is not valid JSON ({err})") from err
-    return tensors, meta
+    return tensors, meta, with_meta["tensors_sha256"]
+
+
+def _looks_like_pickle(data: bytes) -> bool:
+    """torch.save writes a zip ('PK') or a raw pickle (0x80, protocol 2-5). A safetensors file starts with
+    an 8-byte header length and then '{', and its first byte can be 0x80 too, so check that first."""
+    if len(data) >= 9 and data[8:9] == b"{":
+        return False
+    return data[:4] == b"PK\x03\x04" or (len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5)
 
 
 def _read_header_metadata(data: bytes) -> dict:
@@ -156,7 +168,7 @@ def _read_header_metadata(data: bytes) -> dict:
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", with_optimizer: bool = False) -> Checkpoint:
     """Load a checkpoint into a freshly built model in eval mode; refuses files that do not match."""
-    tensors, meta = read_checkpoint_file(path)
+    tensors, meta, digest = read_checkpoint_file(path)
     try:
         spec = ModelSpec(**meta["model"])
         model = create_model(spec)
@@ -178,12 +190,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", with_o
     optimizer_state = None
     if with_optimizer and "optimizer" in meta:
         optimizer_state = _unflatten_optimizer({k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["optimizer"])
-    return Checkpoint(model=model, meta=meta, path=Path(path), optimizer_state=optimizer_state)
+    return Checkpoint(model=model, meta=meta, path=Path(path), weights_sha256=digest, optimizer_state=optimizer_state)
 
 
 def update_checkpoint_meta(path: str | Path, updates: dict) -> None:
     """Change metadata entries (for example tuned thresholds) keeping the tensors, atomically."""
-    tensors, meta = read_checkpoint_file(path)
+    tensors, meta, _ = read_checkpoint_file(path)
     meta.update(updates)
     header = {"format": FORMAT, "meta": json.dumps(meta), "tensors_sha256": _digest(tensors)}
     atomic_write_bytes(path, save_safetensors(tensors, metadata=header))
