@@ -149,6 +149,134 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="predict a whole split with one or more checkpoints and save predictions artifacts",
+        description="Run checkpoints over a split in large batches (mixed precision and channels-last on a GPU) "
+        "and save, per checkpoint, OUT/predictions.npz (probabilities, labels, file names, person ids) and "
+        "OUT/meta.json (checkpoint, split, data roots, attributes, counts, timing). Several --checkpoint "
+        "options evaluate an ablation in one call, each into OUT/<run name>.",
+    )
+    p.add_argument("--checkpoint", dest="checkpoints", action="append", required=True, metavar="FILE",
+                   help="a .safetensors checkpoint (repeat for several)")
+    _add_data_roots(p)
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="split to evaluate (default: test)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="artifact folder (default: next to the checkpoint, e.g. runs/NAME/test)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 1000 on CPU, 4096 on a GPU)")
+    p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=False,
+                   help="average each image's probabilities with those of its mirror image (default: off)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--cache-dir", default=None, help="preprocessed image cache folder (default: as for train)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import EvalOptions, evaluate_checkpoints
+
+    options = EvalOptions(split=args.split, batch_size=args.batch_size, flip_tta=args.flip_tta, device=args.device,
+                          cache_dir=args.cache_dir, progress=not args.no_progress)
+    for predictions in evaluate_checkpoints(args.checkpoints, args.data_roots, args.out, options):
+        timing = predictions.meta["timing"]
+        print(f"{predictions.folder}: {len(predictions):,} images in {timing['seconds']:.1f} s "
+              f"({timing['images_per_s']:,.0f} images/s on {timing['device']})")
+    return 0
+
+
+def _add_thresholds_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--thresholds", default="0.5",
+                   help="decision thresholds: a number for all attributes, 'checkpoint' for the tuned ones stored "
+                   "in the checkpoint, or a thresholds JSON file written by `tune` (default: 0.5)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples for the 95%% intervals; people are resampled when known (default: 1000)")
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="per-attribute table of a predictions artifact beside the paper's numbers",
+        description="Print TP/positives, precision, recall and F1 (with bootstrap 95%% intervals), accuracy and "
+        "ROC AUC per attribute next to the paper's published table, and write RUN/report.csv and "
+        "RUN/report.json.",
+    )
+    p.add_argument("--run", required=True, metavar="DIR", help="a folder written by `evaluate`")
+    _add_thresholds_option(p)
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from .predictions import load_predictions
+    from .reports import attribute_report, format_report, resolve_thresholds, write_report
+
+    predictions = load_predictions(args.run)
+    thresholds, _ = resolve_thresholds(args.thresholds, predictions)
+    report = attribute_report(predictions, thresholds, n_boot=args.bootstrap)
+    print(format_report(report))
+    csv_path, json_path = write_report(report, predictions.folder)
+    print(f"\nWrote {csv_path} and {json_path}")
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare runs (an ablation) beside the paper's ablation table",
+        description="Macro precision, recall and F per run with 95%% intervals and deltas against the paper "
+        "model's run, per-attribute F1 per run, and the paper's published ablation figures.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="folders written by `evaluate`")
+    _add_thresholds_option(p)
+    p.add_argument("--out", default=None, metavar="DIR", help="also write comparison.csv and comparison.json here")
+    p.set_defaults(func=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from .predictions import load_predictions
+    from .reports import compare_runs, format_comparison, write_comparison
+
+    comparison = compare_runs([load_predictions(r) for r in args.runs], args.thresholds, n_boot=args.bootstrap)
+    print(format_comparison(comparison))
+    if args.out:
+        csv_path, json_path = write_comparison(comparison, args.out)
+        print(f"\nWrote {csv_path} and {json_path}")
+    return 0
+
+
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="choose per-attribute thresholds on a validation artifact",
+        description="Choose one threshold per attribute on a validation predictions artifact: maximise F1, or "
+        "reach a target precision (with the best recall) or a target recall (with the best precision). "
+        "Writes RUN/thresholds.json; --save-to-checkpoint also stores them in the evaluated checkpoint's "
+        "metadata, where `report --thresholds checkpoint` and the dashboard read them. Apply them to the "
+        "test split, never tune on it.",
+    )
+    p.add_argument("--run", required=True, metavar="DIR", help="a folder written by `evaluate --split val`")
+    p.add_argument("--objective", default="f1", choices=["f1", "precision", "recall"], help="what to optimise (default: f1)")
+    p.add_argument("--target", type=float, default=None, help="the precision or recall to reach (with those objectives)")
+    p.add_argument("--save-to-checkpoint", action="store_true", help="write the thresholds into the checkpoint's metadata")
+    p.set_defaults(func=_run_tune)
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from .predictions import load_predictions
+    from .thresholds import save_thresholds_to_checkpoint, tune_run
+
+    predictions = load_predictions(args.run)
+    result = tune_run(predictions, args.objective, args.target)
+    for name, value in result["thresholds"].items():
+        flag = "" if result["feasible"][name] else "  (target not reached)"
+        print(f"{name:<20} {value:.4f}   {args.objective} {result['achieved'][name]:.3f}{flag}")
+    print(f"\nWrote {result['file']}")
+    if args.save_to_checkpoint:
+        path = save_thresholds_to_checkpoint(predictions, result)
+        print(f"Saved the thresholds into {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="celeba-model",
@@ -159,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_make_demo(sub)
     _add_info(sub)
     _add_train(sub)
+    _add_evaluate(sub)
+    _add_tune(sub)
+    _add_report(sub)
+    _add_compare(sub)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -25,16 +26,19 @@ def predict_probabilities(
     flip_tta: bool = False,
     progress: bool = False,
     desc: str = "Evaluating",
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Sigmoid probabilities (len(rows), A) float32 for ``images[rows]`` (NHWC uint8, e.g. the cache).
 
     With ``flip_tta`` the probabilities of each image and its mirror image are averaged.
+    ``on_batch(done, total)`` is called after each batch (the dashboard's progress bar).
     """
     rows = np.asarray(rows)
     if len(rows) == 0:
         raise ConfigError("No images to evaluate: the selection is empty")
     model.eval()
-    outputs: list[np.ndarray] = []
+    # Outputs stay on the device until the end: one transfer instead of a sync per batch.
+    outputs: list[torch.Tensor] = []
     pin = device.type == "cuda"
     bar = tqdm(total=len(rows), desc=desc, unit="img", disable=not progress, leave=False)
     start = time.perf_counter()
@@ -49,8 +53,11 @@ def predict_probabilities(
             probs = torch.sigmoid(logits)
             if flip_tta:
                 probs = (probs + torch.sigmoid(model(torch.flip(x, dims=[3])).float())) / 2
-        outputs.append(probs.cpu().numpy())
+        outputs.append(probs)
+        done = begin + len(batch)
         bar.update(len(batch))
-        bar.set_postfix(img_s=f"{bar.n / max(time.perf_counter() - start, 1e-9):,.0f}")
+        bar.set_postfix(img_s=f"{done / max(time.perf_counter() - start, 1e-9):,.0f}")
+        if on_batch is not None:
+            on_batch(done, len(rows))
     bar.close()
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+    return torch.cat(outputs).cpu().numpy().astype(np.float32, copy=False)

@@ -79,3 +79,18 @@ def shared_root(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real CelebA data not available: {path} is absent (development-only folder)")
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_runs(demo_root, tmp_path_factory) -> dict[str, Path]:
+    """The paper model and both ablations, briefly trained on the demo (32x32 RGB), by arch name."""
+    from celeba_model.train import TrainConfig, train
+
+    base = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for arch in ("paper", "no_conv3", "no_conv3_no_fc1"):
+        config = TrainConfig(data_roots=[str(demo_root)], out=str(base / arch), arch=arch, epochs=3, image_size=32,
+                             color="rgb", lr=3e-3, cache_dir=str(base / "cache"), progress=False)
+        train(config)
+        runs[arch] = base / arch
+    return runs

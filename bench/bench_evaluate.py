@@ -1,0 +1,69 @@
+"""Evaluation throughput: images/s of batched inference from the uint8 cache, per model and device.
+
+    python bench/bench_evaluate.py [--images 5000] [--device auto] [--batch-size N]
+
+Prints, per architecture and colour, the images/s of `predict_probabilities` (the evaluate
+command's inner loop: uint8 cache rows -> normalised tensors -> model -> sigmoid) and of the
+model alone on tensors already in memory, so the data overhead is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from celeba_model.devices import autocast, resolve_device
+from celeba_model.models import create_model, model_spec
+from celeba_model.predict import predict_probabilities
+from celeba_model.preprocess import PreprocessSpec, to_model_input
+
+
+def _best_of(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=5000)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=None)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    batch = args.batch_size or (4096 if device.type == "cuda" else 1000)
+    print(f"device {device}, {torch.get_num_threads()} threads, {args.images:,} images of 64x64, batch {batch}")
+    rng = np.random.default_rng(0)
+    for color in ("gray", "rgb"):
+        spec = PreprocessSpec(image_size=64, color=color)
+        images = rng.integers(0, 256, size=(args.images, 64, 64, spec.channels), dtype=np.uint8)
+        rows = np.arange(args.images)
+        for arch in ("paper", "no_conv3", "no_conv3_no_fc1"):
+            model = create_model(model_spec(arch, spec.channels, 10, 64)).to(device).eval()
+            model = model.to(memory_format=torch.channels_last)
+            predict_probabilities(model, images, rows[:batch], spec, device, batch_size=batch)  # warm-up
+            full = _best_of(lambda: predict_probabilities(model, images, rows, spec, device, batch_size=batch))
+            tensors = [to_model_input(torch.from_numpy(images[i : i + batch]).to(device), spec)
+                       for i in range(0, args.images, batch)]
+
+            @torch.inference_mode()
+            def compute_only():
+                with autocast(device):
+                    for x in tensors:
+                        torch.sigmoid(model(x).float())
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+
+            compute = _best_of(compute_only)
+            print(f"{arch:<16} {color:<4}  evaluate {args.images / full:>9,.0f} img/s   "
+                  f"model only {args.images / compute:>9,.0f} img/s   data overhead {100 * (full / compute - 1):+5.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Evaluation: run checkpoints over a whole split in large batches and save predictions artifacts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .cache import load_or_build_cache
+from .checkpoint import load_checkpoint
+from .dataset_index import CelebAIndex, load_index
+from .devices import resolve_device
+from .errors import ConfigError
+from .predict import predict_probabilities
+from .predictions import Predictions, save_predictions
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to evaluate: which split, batch size, device, test-time flip averaging."""
+
+    split: str = "test"
+    batch_size: int | None = None  # None: 1,000 on CPU, 4,096 on a GPU
+    flip_tta: bool = False
+    device: str = "auto"
+    cache_dir: str | None = None
+    progress: bool = True
+
+
+def default_output(checkpoint: str | Path, options: EvalOptions) -> Path:
+    """``runs/NAME/best.safetensors`` evaluated on test goes to ``runs/NAME/test`` (``test-flip`` with TTA)."""
+    return Path(checkpoint).parent / (options.split + ("-flip" if options.flip_tta else ""))
+
+
+def output_folders(checkpoints: Sequence[str | Path], out: str | Path | None, options: EvalOptions) -> list[Path]:
+    """One folder per checkpoint: ``out`` itself for one, ``out/<run name>`` for several."""
+    if out is None:
+        folders = [default_output(c, options) for c in checkpoints]
+    elif len(checkpoints) == 1:
+        folders = [Path(out)]
+    else:
+        names = [_run_name(c) for c in checkpoints]
+        folders = [Path(out) / n for n in names]
+    if len(set(folders)) != len(folders):
+        raise ConfigError(f"Several checkpoints would write to the same folder: {', '.join(map(str, folders))}")
+    return folders
+
+
+def _run_name(checkpoint: str | Path) -> str:
+    path = Path(checkpoint)
+    # best.safetensors / last.safetensors are named after their run folder.
+    return path.parent.name if path.stem in ("best", "last") else path.stem
+
+
+def evaluate_checkpoint(
+    checkpoint_path: str | Path,
+    index: CelebAIndex,
+    out: str | Path,
+    options: EvalOptions = EvalOptions(),
+    on_batch: Callable[[int, int], None] | None = None,
+) -> Predictions:
+    """Predict one split with one checkpoint and save the artifact in ``out``."""
+    device = resolve_device(options.device)
+    checkpoint = load_checkpoint(checkpoint_path, device=device)
+    model = checkpoint.model.to(memory_format=torch.channels_last)
+    spec = checkpoint.preprocess
+    cache = load_or_build_cache(index.paths, spec, options.cache_dir, progress=options.progress)
+    rows = index.split_indices(options.split)
+    rows = rows[cache.valid[rows]]
+    if len(rows) == 0:
+        raise ConfigError(f"The {options.split} split of {', '.join(index.roots)} has no readable images")
+    labels = index.attribute_labels(checkpoint.attributes, rows)
+    batch_size = options.batch_size or (4096 if device.type == "cuda" else 1000)
+
+    started = time.perf_counter()
+    probabilities = predict_probabilities(
+        model, cache.images, rows, spec, device, batch_size=batch_size, flip_tta=options.flip_tta,
+        progress=options.progress, desc=f"Evaluating {_run_name(checkpoint_path)}", on_batch=on_batch,
+    )
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+
+    meta = {
+        "checkpoint": {
+            "path": str(checkpoint_path),
+            "weights_sha256": checkpoint.weights_sha256,
+            "arch": checkpoint.spec.arch,
+            "thresholds": checkpoint.thresholds,
+            "best_epoch": checkpoint.meta.get("training", {}).get("best_epoch"),
+        },
+        "split": options.split,
+        "data_roots": list(index.roots),
+        "attributes": checkpoint.attributes,
+        "preprocess": spec.to_dict(),
+        "counts": {
+            "images": int(len(rows)),
+            "unreadable_skipped": int((~cache.valid[index.split_indices(options.split)]).sum()),
+            "positives": {a: int(p) for a, p in zip(checkpoint.attributes, labels.sum(axis=0))},
+            "identities": int(len(np.unique(index.identity[rows][index.identity[rows] >= 0]))),
+        },
+        "timing": {
+            "seconds": seconds,
+            "images_per_s": len(rows) / seconds if seconds > 0 else None,
+            "device": str(device),
+            "batch_size": batch_size,
+        },
+        "flip_tta": options.flip_tta,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    predictions = Predictions(
+        probabilities=probabilities,
+        labels=labels,
+        files=np.array([index.files[i] for i in rows]),
+        paths=np.array([str(index.paths[i]) for i in rows]),
+        identity=index.identity[rows],
+        meta=meta,
+        folder=Path(out),
+    )
+    save_predictions(out, predictions)
+    return predictions
+
+
+def evaluate_checkpoints(
+    checkpoints: Sequence[str | Path],
+    data_roots: Sequence[str | Path],
+    out: str | Path | None = None,
+    options: EvalOptions = EvalOptions(),
+) -> list[Predictions]:
+    """Evaluate several checkpoints (an ablation) on the same split, each into its own artifact."""
+    if not checkpoints:
+        raise ConfigError("No checkpoint given")
+    folders = output_folders(checkpoints, out, options)
+    index = load_index(data_roots)
+    return [evaluate_checkpoint(c, index, folder, options) for c, folder in zip(checkpoints, folders)]
