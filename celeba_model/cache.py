@@ -13,7 +13,7 @@ import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +68,12 @@ def load_or_build_cache(
     cache_dir: str | Path | None = None,
     workers: int | None = None,
     progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ImageCache:
-    """Return the cache for these images and settings, building it first if needed."""
+    """Return the cache for these images and settings, building it first if needed.
+
+    ``on_progress(done, total)`` is called as chunks of images are decoded (for a dashboard).
+    """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = cache_key(paths, spec)
     folder = cache_dir / key
@@ -80,7 +84,7 @@ def load_or_build_cache(
             # A damaged cache is only a cache: rebuild it rather than fail the run.
             warnings.warn(f"Cache {folder} is unreadable ({err}); rebuilding it", CacheWarning, stacklevel=2)
             shutil.rmtree(folder, ignore_errors=True)
-    _build(folder, paths, spec, workers, progress)
+    _build(folder, paths, spec, workers, progress, on_progress)
     return _open(folder, len(paths), spec, built=True)
 
 
@@ -96,7 +100,14 @@ def _open(folder: Path, count: int, spec: PreprocessSpec, built: bool) -> ImageC
     return ImageCache(images=images, valid=valid, errors=errors, folder=folder, built=built)
 
 
-def _build(folder: Path, paths: Sequence[Path], spec: PreprocessSpec, workers: int | None, progress: bool) -> None:
+def _build(
+    folder: Path,
+    paths: Sequence[Path],
+    spec: PreprocessSpec,
+    workers: int | None,
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     # Build in a private folder and rename it into place: a killed build leaves no partial cache.
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
@@ -111,16 +122,22 @@ def _build(folder: Path, paths: Sequence[Path], spec: PreprocessSpec, workers: i
         workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
         errors: dict[int, str] = {}
         bar = tqdm(total=len(paths), desc="Caching images", unit="img", disable=not progress, leave=False)
-        if workers == 1:
-            results = map(_decode_chunk, jobs)
+        done = 0
+
+        def collect(results: Iterable[tuple[dict[int, str], int]]) -> None:
+            nonlocal done
             for chunk_errors, n in results:
                 errors.update(chunk_errors)
+                done += n
                 bar.update(n)
+                if on_progress is not None:
+                    on_progress(done, len(paths))
+
+        if workers == 1:
+            collect(map(_decode_chunk, jobs))
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                for chunk_errors, n in pool.map(_decode_chunk, jobs):
-                    errors.update(chunk_errors)
-                    bar.update(n)
+                collect(pool.map(_decode_chunk, jobs))
         bar.close()
         meta = {
             "format": CACHE_FORMAT,

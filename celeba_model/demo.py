@@ -1213,22 +1213,38 @@ def _render_chunk(job: tuple[str, int, list[tuple[int, FaceTraits]]]) -> int:
     return len(items)
 
 
-def _render_all(plans: list[ImagePlan], image_dir: Path, seed: int, workers: int, progress: bool) -> None:
+def _render_all(
+    plans: list[ImagePlan],
+    image_dir: Path,
+    seed: int,
+    workers: int,
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
     items = [(p.index, p.traits) for p in plans]
     bar = tqdm(total=len(items), desc="demo faces", unit="img", file=sys.stderr, disable=not progress)
+    done_total = 0
+
+    def advance(done: int) -> None:
+        nonlocal done_total
+        done_total += done
+        bar.update(done)
+        if on_progress is not None:
+            on_progress(done_total, len(items))
+
     with bar:
         if workers <= 1 or len(items) < 64:
             # In-process: no pool start-up cost, and tests stay simple to debug.
             step = 32
             for start in range(0, len(items), step):
-                bar.update(_render_chunk((str(image_dir), seed, items[start : start + step])))
+                advance(_render_chunk((str(image_dir), seed, items[start : start + step])))
             return
         # Several chunks per worker balance the load; chunks are big enough to amortise pickling.
         size = max(16, min(256, len(items) // (workers * 8)))
         jobs = [(str(image_dir), seed, items[i : i + size]) for i in range(0, len(items), size)]
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
             for done in pool.map(_render_chunk, jobs):
-                bar.update(done)
+                advance(done)
 
 
 def _format_attr_file(plans: list[ImagePlan]) -> str:
@@ -1329,14 +1345,20 @@ def _prepare_folder(root: Path, num_images: int, seed: int) -> None:
 
 
 def make_demo_dataset(
-    out: str | Path, num_images: int = 2000, seed: int = 0, workers: int | None = None, progress: bool = True
+    out: str | Path,
+    num_images: int = 2000,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> DemoSummary:
     """Write a synthetic CelebA with ``num_images`` faces to ``out`` and summarise it.
 
     Reuses ``out`` without touching it if it already holds a complete demo made with the same
     ``num_images``, ``seed`` and generator version. Refuses (ValueError) to write into an existing
     non-empty folder that is not a demo folder. ``workers`` defaults to the CPU count; 1 renders
-    in-process. The output depends only on ``num_images`` and ``seed``.
+    in-process. The output depends only on ``num_images`` and ``seed``. ``on_progress(done, total)``
+    is called as images are drawn (for a dashboard progress bar).
     """
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
         raise ConfigError(f"num_images must be a positive integer, got {num_images!r}")
@@ -1358,7 +1380,7 @@ def make_demo_dataset(
 
     _prepare_folder(root, num_images, seed)
     plans = plan_demo(num_images, seed)
-    _render_all(plans, root / IMAGE_DIR, seed, workers if workers is not None else (os.cpu_count() or 1), progress)
+    _render_all(plans, root / IMAGE_DIR, seed, workers if workers is not None else (os.cpu_count() or 1), progress, on_progress)
     # Labels last: the dataset only looks complete once every image is on disk.
     atomic_write_text(root / PARTITION_FILE, "".join(f"{p.filename} {p.partition}\n" for p in plans))
     atomic_write_text(root / IDENTITY_FILE, "".join(f"{p.filename} {p.identity}\n" for p in plans))
