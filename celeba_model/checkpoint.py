@@ -149,6 +149,19 @@ def read_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     return tensors, meta, with_meta["tensors_sha256"]
 
 
+def recorded_weights_digest(path: str | Path) -> str | None:
+    """The weights digest stored in a checkpoint's header, read without loading or verifying tensors.
+
+    Cheap enough to ask on every dashboard start whether saved predictions are still current.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            return _read_header_metadata(head + f.read(int.from_bytes(head, "little"))).get("tensors_sha256")
+    except (OSError, ValueError):
+        return None
+
+
 def _looks_like_pickle(data: bytes) -> bool:
     """torch.save writes a zip ('PK') or a raw pickle (0x80, protocol 2-5). A safetensors file starts with
     an 8-byte header length and then '{', and its first byte can be 0x80 too, so check that first."""

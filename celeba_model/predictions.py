@@ -84,6 +84,8 @@ def save_predictions(folder: str | Path, predictions: Predictions) -> Path:
         identity=np.asarray(predictions.identity, dtype=np.int64),
         meta=np.array(json.dumps(meta)),
     )
+    # meta.json goes first and comes back last, so its presence means it describes the arrays beside it.
+    (folder / META_FILE).unlink(missing_ok=True)
     atomic_write_bytes(folder / ARRAY_FILE, buffer.getvalue())
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2))
     return folder

@@ -226,14 +226,15 @@ def compare_runs(runs: Sequence[Predictions], thresholds: str | float | None = 0
 def format_comparison(comparison: dict) -> str:
     """Plain-text ablation comparison beside the paper's ablation table."""
     lines = [f"Deltas are against {comparison['reference']}.", ""]
-    header = (f"{'run':<28} {'arch':<16} {'macro P':>8} {'macro R':>8} {'F (paper)':>20} {'dF':>7} {'macro-F1':>9}"
+    width = max(28, *(len(r["run"]) for r in comparison["runs"]))
+    header = (f"{'run':<{width}} {'arch':<16} {'macro P':>8} {'macro R':>8} {'F (paper)':>20} {'dF':>7} {'macro-F1':>9}"
               f" | {'published P':>11} {'R':>6} {'F':>6}")
     lines += [header, "-" * len(header)]
     for row in comparison["runs"]:
         published = (f"{row['published_precision']:>11.3f} {row['published_recall']:>6.3f} {row['published_f']:>6.3f}"
                      if row["published_f"] is not None else f"{'-':>11}")
         lines.append(
-            f"{row['run']:<28} {row['arch'] or '-':<16} {row['macro_precision']:>8.3f} {row['macro_recall']:>8.3f} "
+            f"{row['run']:<{width}} {row['arch'] or '-':<16} {row['macro_precision']:>8.3f} {row['macro_recall']:>8.3f} "
             f"{_with_ci(row['paper_f'], row['paper_f_ci']):>20} {row['delta_paper_f']:>+7.3f} {row['macro_f1']:>9.3f} | {published}"
         )
     lines += ["", "Per-attribute F1:"]

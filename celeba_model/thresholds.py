@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,6 +14,26 @@ from .predictions import Predictions
 from .sweep import tune_thresholds
 
 THRESHOLDS_FILE = "thresholds.json"
+
+
+def thresholds_record(
+    predictions: Predictions,
+    thresholds: Sequence[float],
+    objective: str = "manual",
+    target: float | None = None,
+) -> dict:
+    """Thresholds with where they came from, in the format of thresholds.json."""
+    meta = predictions.meta
+    return {
+        "thresholds": {a: float(t) for a, t in zip(predictions.attributes, thresholds)},
+        "objective": objective,
+        "target": target,
+        "source": str(predictions.folder),
+        "split": meta.get("split"),
+        "checkpoint": meta.get("checkpoint", {}).get("path"),
+        "weights_sha256": meta.get("checkpoint", {}).get("weights_sha256"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def tune_run(predictions: Predictions, objective: str = "f1", target: float | None = None, write: bool = True) -> dict:
@@ -26,18 +47,9 @@ def tune_run(predictions: Predictions, objective: str = "f1", target: float | No
         raise ConfigError(f"--objective {objective} needs --target between 0 and 1")
     choice = tune_thresholds(predictions.labels, predictions.probabilities, objective=objective, target=target)
     attributes = predictions.attributes
-    result = {
-        "thresholds": {a: float(t) for a, t in zip(attributes, choice.thresholds)},
-        "achieved": {a: float(v) for a, v in zip(attributes, choice.achieved)},
-        "feasible": {a: bool(f) for a, f in zip(attributes, choice.feasible)},
-        "objective": objective,
-        "target": target,
-        "source": str(predictions.folder),
-        "split": predictions.meta.get("split"),
-        "checkpoint": predictions.meta.get("checkpoint", {}).get("path"),
-        "weights_sha256": predictions.meta.get("checkpoint", {}).get("weights_sha256"),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    result = thresholds_record(predictions, choice.thresholds, objective, target)
+    result["achieved"] = {a: float(v) for a, v in zip(attributes, choice.achieved)}
+    result["feasible"] = {a: bool(f) for a, f in zip(attributes, choice.feasible)}
     if write and predictions.folder is not None:
         path = Path(predictions.folder) / THRESHOLDS_FILE
         atomic_write_text(path, json.dumps(result, indent=2))

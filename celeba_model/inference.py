@@ -1,0 +1,54 @@
+"""Single-image prediction: a checkpoint loaded once, then crop -> model -> probabilities per image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .crop import CropBox
+from .preprocess import image_to_array, to_model_input
+
+
+@dataclass
+class ImagePrediction:
+    """What the model saw and what it said about one image."""
+
+    crop: Image.Image  # the model's input before normalisation, at model resolution
+    probabilities: np.ndarray  # (A,) float32
+    attributes: list[str]
+    crop_box: CropBox
+
+    def decisions(self, thresholds: np.ndarray | float = 0.5) -> np.ndarray:
+        """(A,) bool: attribute predicted present at the thresholds."""
+        return self.probabilities >= np.asarray(thresholds)
+
+
+class Predictor:
+    """Holds one checkpoint's model for repeated single-image predictions (upload page, scripts)."""
+
+    def __init__(self, checkpoint: str | Path | Checkpoint, device: str | torch.device = "cpu") -> None:
+        self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, device=device)
+        self.device = torch.device(device)
+        self.model = self.checkpoint.model.to(self.device).eval()
+        self.spec = self.checkpoint.preprocess
+        self.attributes = self.checkpoint.attributes
+
+    def thresholds(self) -> np.ndarray:
+        """The checkpoint's tuned thresholds, or 0.5 for every attribute when it has none."""
+        tuned = self.checkpoint.thresholds or {}
+        return np.array([float(tuned.get(a, 0.5)) for a in self.attributes])
+
+    @torch.inference_mode()
+    def predict(self, image: Image.Image, crop_box: CropBox | None = None) -> ImagePrediction:
+        """Predict an RGB image, cropping ``crop_box`` (default: the aligned-CelebA training crop)."""
+        box = crop_box or self.spec.crop
+        pixels = image_to_array(image, self.spec, crop=box)
+        x = to_model_input(torch.from_numpy(pixels[None].copy()).to(self.device), self.spec)
+        probabilities = torch.sigmoid(self.model(x).float())[0].cpu().numpy()
+        crop = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+        return ImagePrediction(crop=crop, probabilities=probabilities, attributes=self.attributes, crop_box=box)

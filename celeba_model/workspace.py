@@ -1,0 +1,174 @@
+"""The folders a dashboard session works in: shipped checkpoints, runs, and the built-in demo.
+
+Layout under a workspace root (the repository by default):
+
+- ``checkpoints/``: shipped checkpoints; ``checkpoints/demo/`` holds the demo ones and a
+  ``manifest.json`` with the demo dataset parameters they were trained on;
+- ``runs/``: predictions artifacts, from the CLI or the dashboard; ``runs/demo/NAME/{val,test}``
+  are the demo checkpoints evaluated on the demo dataset;
+- ``data/demo/``: the generated demo dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import recorded_weights_digest
+from .dataset_index import load_index
+from .demo import make_demo_dataset
+from .errors import ConfigError
+from .evaluate import EvalOptions, evaluate_checkpoint
+from .predictions import ARRAY_FILE, Predictions, find_prediction_runs, load_predictions
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_CHECKPOINTS = Path("checkpoints") / "demo"
+DEMO_MANIFEST = "manifest.json"
+# The demo checkpoints were trained on this dataset; regenerating it gives the same held-out people.
+DEMO_DATASET = {"num_images": 10000, "seed": 0}
+DEMO_SPLITS = ("val", "test")
+
+# (stage, fraction done) -> None; the dashboard turns it into a progress bar.
+ProgressCallback = Callable[[str, float], None]
+
+
+def _quiet(stage: str, fraction: float) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace; every folder is created on demand."""
+
+    root: Path = REPO_ROOT
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def demo_data(self) -> Path:
+        return self.root / "data" / "demo"
+
+    @property
+    def demo_checkpoints(self) -> Path:
+        return self.root / DEMO_CHECKPOINTS
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / ".cache" / "images"
+
+    def demo_manifest(self) -> dict:
+        path = self.demo_checkpoints / DEMO_MANIFEST
+        if not path.is_file():
+            raise ConfigError(f"{path} is missing: the demo checkpoints are not in this checkout "
+                              "(rebuild them with scripts/build_demo_checkpoints.py)")
+        return json.loads(path.read_text())
+
+    def demo_run(self, name: str, split: str) -> Path:
+        return self.runs_dir / "demo" / name / split
+
+    def demo_is_ready(self) -> bool:
+        """True when every demo checkpoint has val and test artifacts of its current weights."""
+        try:
+            manifest = self.demo_manifest()
+        except ConfigError:
+            return False
+        return all(
+            self._artifact_is_current(self.demo_run(name, split), self.demo_checkpoints / entry["file"])
+            for name, entry in manifest["checkpoints"].items()
+            for split in DEMO_SPLITS
+        )
+
+    def ensure_demo(self, on_progress: ProgressCallback = _quiet) -> list[Path]:
+        """Generate the demo dataset and evaluate the demo checkpoints on its val and test splits.
+
+        Work already done (the dataset, artifacts of unchanged checkpoints) is reused, so the
+        second start is instant. Returns the artifact folders.
+        """
+        manifest = self.demo_manifest()
+        on_progress("Generating the demo dataset", 0.0)
+        make_demo_dataset(
+            self.demo_data, progress=False,
+            on_progress=lambda done, total: on_progress("Generating the demo dataset", 0.6 * done / total),
+            **manifest["demo_dataset"],
+        )
+        index = load_index([self.demo_data])
+        jobs = [(name, entry, split) for name, entry in manifest["checkpoints"].items() for split in DEMO_SPLITS]
+        folders = []
+        for i, (name, entry, split) in enumerate(jobs):
+            checkpoint = self.demo_checkpoints / entry["file"]
+            folder = self.demo_run(name, split)
+            folders.append(folder)
+            if self._artifact_is_current(folder, checkpoint):
+                continue
+            stage = f"Evaluating demo checkpoint {name} on {split}"
+            on_progress(stage, 0.6 + 0.4 * i / len(jobs))
+            evaluate_checkpoint(
+                checkpoint, index, folder, EvalOptions(split=split, cache_dir=str(self.cache_dir), progress=False),
+                on_batch=lambda done, total, i=i: on_progress(stage, 0.6 + 0.4 * (i + done / total) / len(jobs)),
+            )
+        on_progress("Demo ready", 1.0)
+        return folders
+
+    @staticmethod
+    def _artifact_is_current(folder: Path, checkpoint: Path) -> bool:
+        """The artifact exists and was made from the checkpoint's present weights."""
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError):
+            return False
+        recorded = meta.get("checkpoint", {}).get("weights_sha256")
+        return (folder / ARRAY_FILE).is_file() and recorded is not None and recorded == recorded_weights_digest(checkpoint)
+
+    def list_runs(self) -> list[Path]:
+        """Every predictions artifact under runs/ (demo, CLI and dashboard evaluations)."""
+        return find_prediction_runs(self.runs_dir)
+
+    def list_checkpoints(self) -> list[Path]:
+        """Shipped checkpoints and the best checkpoint of every training run under runs/."""
+        shipped = sorted(self.checkpoints_dir.rglob("*.safetensors")) if self.checkpoints_dir.is_dir() else []
+        trained = sorted(self.runs_dir.rglob("best.safetensors")) if self.runs_dir.is_dir() else []
+        return shipped + trained
+
+    def output_for(self, checkpoint: Path, split: str) -> Path:
+        """Where an evaluation started from the dashboard lands: runs/<checkpoint name>/<split>."""
+        checkpoint = Path(checkpoint)
+        name = checkpoint.parent.name if checkpoint.stem in ("best", "last") else checkpoint.stem
+        return self.runs_dir / name / split
+
+    def evaluate(
+        self,
+        checkpoint: Path,
+        data_roots: Sequence[str | Path],
+        split: str,
+        on_progress: ProgressCallback = _quiet,
+        out: Path | None = None,
+    ) -> Predictions:
+        """Evaluate one checkpoint on user data into a normal run artifact (see ``output_for``)."""
+        on_progress("Reading the data roots", 0.0)
+        index = load_index(data_roots)
+        stage = f"Evaluating {Path(checkpoint).name} on {split}"
+        return evaluate_checkpoint(
+            checkpoint, index, out or self.output_for(checkpoint, split),
+            EvalOptions(split=split, cache_dir=str(self.cache_dir), progress=False),
+            on_batch=lambda done, total: on_progress(stage, done / total),
+        )
+
+
+def sibling_run(predictions: Predictions, split: str) -> Path | None:
+    """The artifact of the same checkpoint weights on another split, next to this one, if any."""
+    if predictions.folder is None:
+        return None
+    candidate = predictions.folder.parent / split
+    if not (candidate / ARRAY_FILE).is_file():
+        return None
+    other = load_predictions(candidate)
+    same = other.meta.get("checkpoint", {}).get("weights_sha256") == predictions.meta.get("checkpoint", {}).get("weights_sha256")
+    return candidate if same else None
