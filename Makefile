@@ -1,11 +1,10 @@
 # Two commands on a fresh machine:
-#   make run    set up, then run the built-in demo
+#   make run    set up, then open the dashboard on the built-in demo (http://localhost:8501)
 #   make test   set up, then run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-DEMO := data/demo
 
 .PHONY: setup run test clean
 
@@ -19,9 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m celeba_model make-demo --out $(DEMO) --num-images 10000
-	@resume=""; if [ -f runs/demo-paper/config.json ]; then resume="--resume"; fi; \
-	$(PY) -m celeba_model train --data-root $(DEMO) --arch paper --epochs 10 --out runs/demo-paper $$resume
+	$(PY) -m streamlit run dashboard/app.py $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest

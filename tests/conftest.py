@@ -94,3 +94,17 @@ def trained_runs(demo_root, tmp_path_factory) -> dict[str, Path]:
         train(config)
         runs[arch] = base / arch
     return runs
+
+
+@pytest.fixture(scope="session")
+def dashboard_workspace(tmp_path_factory) -> Path:
+    """A fresh workspace holding only the shipped demo checkpoints, as a new clone has.
+
+    The dashboard tests start the app on it; the first start generates the demo and evaluates
+    the checkpoints, later tests reuse that work.
+    """
+    import shutil
+
+    root = tmp_path_factory.mktemp("workspace")
+    shutil.copytree(REPO / "checkpoints" / "demo", root / "checkpoints" / "demo")
+    return root

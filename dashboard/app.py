@@ -1,0 +1,114 @@
+"""CelebA attribute dashboard: `streamlit run dashboard/app.py [-- --data-root /path/to/celeba]`.
+
+On first start it generates the demo dataset and evaluates the shipped demo checkpoints (with a
+progress bar); later starts reuse that work. A CelebA folder can be given in the sidebar, in
+$CELEBA_ROOT, or after `--` on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(HERE.parent))
+
+from celeba_model.errors import CelebAModelError  # noqa: E402
+
+import ui  # noqa: E402
+
+
+def _command_line_data_root() -> str:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--data-root", default="")
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return args.data_root
+
+
+def _bootstrap_demo() -> None:
+    """First start: make the demo data and its evaluations, showing progress; instant afterwards."""
+    workspace = ui.workspace()
+    if workspace.demo_is_ready():
+        return
+    box = st.empty()
+    with box.container():
+        st.subheader("Preparing the built-in demo")
+        st.caption("Generating the synthetic demo dataset and evaluating the shipped demo checkpoints. "
+                   "This happens once; later starts are instant.")
+        bar = st.progress(0.0, text="Starting...")
+        try:
+            workspace.ensure_demo(lambda stage, fraction: bar.progress(min(max(fraction, 0.0), 1.0), text=stage))
+        except CelebAModelError as err:
+            st.error(f"The demo could not be prepared: {err}")
+    box.empty()
+
+
+def _sidebar() -> None:
+    runs = ui.list_runs()
+    with st.sidebar:
+        st.text_input(
+            "CelebA folder",
+            key=ui.DATA_ROOT_KEY,
+            help="A folder with img_align_celeba/ and list_attr_celeba.txt (or torchvision's layout). "
+            "Used to evaluate checkpoints on your data and to show images in the Misclassified page.",
+        )
+        if runs:
+            paths = {ui.run_label(r): str(r) for r in runs}
+            pending = st.session_state.pop(ui.PENDING_RUN_KEY, None)  # a run just evaluated from the sidebar
+            if pending in paths:
+                st.session_state[ui.RUN_CHOICE_KEY] = pending
+            if st.session_state.get(ui.RUN_CHOICE_KEY) not in paths:
+                st.session_state[ui.RUN_CHOICE_KEY] = "demo/paper/test" if "demo/paper/test" in paths else next(iter(paths))
+            choice = st.selectbox("Run", list(paths), key=ui.RUN_CHOICE_KEY, help="A predictions artifact under runs/")
+            st.session_state[ui.RUN_KEY] = paths[choice]
+        with st.expander("Evaluate a checkpoint"):
+            _evaluate_form()
+
+
+def _evaluate_form() -> None:
+    workspace = ui.workspace()
+    checkpoints = workspace.list_checkpoints()
+    if not checkpoints:
+        st.caption("No checkpoints found under checkpoints/ or runs/.")
+        return
+    names = {str(c.relative_to(workspace.root)) if c.is_relative_to(workspace.root) else str(c): c for c in checkpoints}
+    chosen = st.selectbox("Checkpoint", list(names), key="eval_checkpoint")
+    split = st.selectbox("Split", ["test", "val", "train", "all"], key="eval_split")
+    root = ui.data_root()
+    if st.button("Evaluate", disabled=not root, help=None if root else "Set the CelebA folder first"):
+        bar = st.progress(0.0, text="Starting...")
+        try:
+            predictions = workspace.evaluate(names[chosen], [root], split,
+                                             lambda stage, f: bar.progress(min(max(f, 0.0), 1.0), text=stage))
+        except CelebAModelError as err:
+            # Earlier runs are untouched: artifacts are written atomically, and only on success.
+            st.error(f"Evaluation failed: {err}")
+            return
+        st.session_state[ui.PENDING_RUN_KEY] = ui.run_label(predictions.folder)
+        st.rerun()
+
+
+# Page files live in views/, not pages/: a pages/ folder beside the main script switches Streamlit's
+# script runner to the legacy multipage mode, which reruns a page without this script.
+def main() -> None:
+    st.set_page_config(page_title="CelebA attributes", page_icon=":material/face:", layout="wide")
+    if ui.DATA_ROOT_KEY not in st.session_state:
+        st.session_state[ui.DATA_ROOT_KEY] = _command_line_data_root() or os.environ.get("CELEBA_ROOT", "")
+    _bootstrap_demo()
+    _sidebar()
+    pages = [
+        st.Page(HERE / "views" / "overview.py", title="Overview", icon=":material/table_chart:", default=True),
+        st.Page(HERE / "views" / "thresholds.py", title="Thresholds", icon=":material/tune:"),
+        st.Page(HERE / "views" / "ablations.py", title="Ablations", icon=":material/compare:"),
+        st.Page(HERE / "views" / "misclassified.py", title="Misclassified", icon=":material/error:"),
+        st.Page(HERE / "views" / "upload.py", title="Upload", icon=":material/upload:"),
+    ]
+    st.navigation(pages).run()
+
+
+main()

@@ -1,0 +1,171 @@
+"""What every dashboard page shares: the workspace, cached loaders, the chosen run and thresholds.
+
+Pages only present; numbers come from ``celeba_model``. Expensive things are cached:
+artifacts, threshold sweeps and predictors as resources (shared, never copied), reports with
+bootstrap intervals as data keyed by their thresholds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from celeba_model.celeba_files import CelebANotFoundError, find_layout
+from celeba_model.crop import crop_and_resize
+from celeba_model.images import ImageReadError, open_image
+from celeba_model.inference import Predictor
+from celeba_model.predictions import ARRAY_FILE, Predictions, load_predictions
+from celeba_model.reports import attribute_report
+from celeba_model.sweep import ThresholdSweep
+from celeba_model.workspace import Workspace
+
+RUN_KEY = "run"  # path of the chosen run folder, read by every page
+RUN_CHOICE_KEY = "run_choice"  # the sidebar selector's label of it
+PENDING_RUN_KEY = "pending_run"  # a run to select on the next rerun
+DATA_ROOT_KEY = "data_root"
+
+
+def workspace() -> Workspace:
+    """The workspace root: $CELEBA_WORKSPACE, else the repository (read on every run: it is cheap)."""
+    root = os.environ.get("CELEBA_WORKSPACE")
+    return Workspace(Path(root)) if root else Workspace()
+
+
+def run_mtime(folder: Path) -> float:
+    path = folder / ARRAY_FILE
+    return path.stat().st_mtime if path.is_file() else 0.0
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _load_run(folder: str, mtime: float) -> Predictions:
+    return load_predictions(folder)
+
+
+def load_run(folder: str | Path) -> Predictions:
+    """A predictions artifact, reloaded only when its file changes."""
+    return _load_run(str(folder), run_mtime(Path(folder)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _sweep(folder: str, mtime: float) -> ThresholdSweep:
+    run = _load_run(folder, mtime)
+    return ThresholdSweep(run.labels, run.probabilities)
+
+
+def sweep_for(folder: str | Path) -> ThresholdSweep:
+    """The run's threshold sweep: scores sorted once, metrics at any thresholds in microseconds."""
+    return _sweep(str(folder), run_mtime(Path(folder)))
+
+
+@st.cache_data(show_spinner="Computing bootstrap intervals...", max_entries=256)
+def _report(folder: str, mtime: float, thresholds: tuple[float, ...], n_boot: int) -> dict:
+    return attribute_report(_load_run(folder, mtime), np.array(thresholds), n_boot=n_boot)
+
+
+def report_for(folder: str | Path, thresholds: np.ndarray, n_boot: int = 1000) -> dict:
+    """Per-attribute report with bootstrap intervals (cached per thresholds)."""
+    return _report(str(folder), run_mtime(Path(folder)), tuple(float(t) for t in thresholds), n_boot)
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=16)
+def _predictor(path: str, mtime: float) -> Predictor:
+    return Predictor(path)
+
+
+def predictor_for(path: str | Path) -> Predictor:
+    return _predictor(str(path), Path(path).stat().st_mtime)
+
+
+def run_label(folder: Path) -> str:
+    """A run folder as shown in selectors: its path under runs/."""
+    try:
+        return str(folder.relative_to(workspace().runs_dir))
+    except ValueError:
+        return str(folder)
+
+
+def list_runs() -> list[Path]:
+    return workspace().list_runs()
+
+
+def current_run() -> Path | None:
+    """The run chosen in the sidebar."""
+    value = st.session_state.get(RUN_KEY)
+    return Path(value) if value else None
+
+
+def thresholds_key(folder: Path) -> str:
+    return f"thresholds::{folder}"
+
+
+def current_thresholds(folder: Path, attributes: list[str]) -> np.ndarray:
+    """The thresholds this session uses for a run (0.5 until the Thresholds page changes them)."""
+    key = thresholds_key(folder)
+    if key not in st.session_state or len(st.session_state[key]) != len(attributes):
+        st.session_state[key] = np.full(len(attributes), 0.5)
+    return np.asarray(st.session_state[key], dtype=np.float64)
+
+
+def set_thresholds(folder: Path, values: np.ndarray) -> None:
+    st.session_state[thresholds_key(folder)] = np.asarray(values, dtype=np.float64)
+
+
+def require_run() -> tuple[Path, Predictions]:
+    """The chosen run and its artifact, or stop the page with a message."""
+    folder = current_run()
+    if folder is None or not (folder / ARRAY_FILE).is_file():
+        st.info("No evaluation run yet. Evaluate a checkpoint from the sidebar, or run "
+                "`python -m celeba_model evaluate` and reload.")
+        st.stop()
+    return folder, load_run(folder)
+
+
+def data_root() -> str:
+    """The CelebA folder set in the sidebar ('' when none)."""
+    return str(st.session_state.get(DATA_ROOT_KEY, "") or "").strip()
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def face_crop(path: str, crop: dict, size: int = 128) -> Image.Image | None:
+    """The model's crop of one dataset image, in colour at display size (None if unreadable)."""
+    from celeba_model.crop import CropBox
+
+    try:
+        return crop_and_resize(open_image(path), CropBox.from_dict(crop), size, "rgb")
+    except ImageReadError:
+        return None
+
+
+def resolve_image(predictions: Predictions, row: int) -> str | None:
+    """Where to read image ``row``: the path recorded at evaluation, else the same name under the
+    sidebar's CelebA folder (artifacts made on another machine), else None."""
+    recorded = Path(str(predictions.paths[row]))
+    if recorded.is_file():
+        return str(recorded)
+    root = data_root()
+    if not root:
+        return None
+    try:
+        image_dir = find_layout(root).image_dir
+    except CelebANotFoundError:
+        return None
+    candidate = image_dir / str(predictions.files[row])
+    return str(candidate) if candidate.is_file() else None
+
+
+def describe_run(predictions: Predictions) -> str:
+    meta = predictions.meta
+    checkpoint = meta.get("checkpoint", {})
+    timing = meta.get("timing", {})
+    people = meta.get("counts", {}).get("identities")
+    parts = [
+        f"**{predictions.name}**: {checkpoint.get('arch', '?')} model, `{checkpoint.get('path', '?')}`",
+        f"{len(predictions):,} {meta.get('split', '?')} images" + (f" of {people:,} people" if people else ""),
+    ]
+    if timing.get("images_per_s"):
+        parts.append(f"evaluated at {timing['images_per_s']:,.0f} images/s on {timing.get('device', '?')}")
+    return " · ".join(parts)

@@ -1,0 +1,141 @@
+"""Every dashboard page through Streamlit's AppTest, on the built-in demo."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from celeba_model.checkpoint import load_checkpoint
+from celeba_model.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "dashboard" / "app.py"
+TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def workspace_root(dashboard_workspace) -> Path:
+    return dashboard_workspace
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace_root):
+    """The very first start: the app generates the demo and evaluates the demo checkpoints."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CELEBA_WORKSPACE", str(workspace_root))
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    return at
+
+
+@pytest.fixture
+def app(first_run, workspace_root, monkeypatch):
+    monkeypatch.setenv("CELEBA_WORKSPACE", str(workspace_root))
+    monkeypatch.delenv("CELEBA_ROOT", raising=False)
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+
+
+def _open(at: AppTest, page: str) -> AppTest:
+    return at.switch_page(f"views/{page}.py").run()
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_first_start_prepares_the_demo_and_shows_the_overview(first_run, workspace_root):
+    assert not first_run.exception
+    assert Workspace(workspace_root).demo_is_ready()
+    runs = {str(p.relative_to(workspace_root / "runs")) for p in Workspace(workspace_root).list_runs()}
+    assert {"demo/paper/test", "demo/no_conv3/val", "demo/no_conv3_no_fc1/test", "demo/paper_rgb/test"} <= runs
+    assert first_run.title[0].value == "Overview"
+
+
+def test_overview_shows_metrics_table_chart_and_the_paper(app):
+    assert not app.exception
+    labels = [m.label for m in app.metric]
+    assert {"Macro precision", "Macro recall", "F (paper's AVG.)", "Macro-F1"} <= set(labels)
+    assert float(_metric(app, "Macro-F1")) > 0.3
+    tables = [df.value for df in app.dataframe]
+    assert any("Eyeglasses" in t.iloc[:, 0].tolist() for t in tables)
+    assert any("AVG." in t.iloc[:, 0].tolist() for t in tables)  # the paper's table
+    assert app.get("plotly_chart")
+
+
+def test_sidebar_switches_the_run(app):
+    app.sidebar.selectbox[0].set_value("demo/paper_rgb/test").run()
+    assert not app.exception
+    assert "paper_rgb/test" in app.markdown[0].value and "paper_rgb.safetensors" in app.markdown[0].value
+
+
+def test_threshold_sliders_change_the_metrics(app):
+    at = _open(app, "thresholds")
+    assert not at.exception
+    before = _metric(at, "Macro recall")
+    slider = next(s for s in at.slider if s.label == "Set every attribute to")
+    slider.set_value(0.1).run()
+    after = _metric(at, "Macro recall")
+    assert float(after) > float(before)
+    table = at.dataframe[0].value
+    assert np.allclose(table["threshold"], 0.1)
+    one = next(s for s in at.slider if s.label == "Smiling")
+    one.set_value(0.95).run()
+    assert at.dataframe[0].value.set_index("attribute").loc["Smiling", "threshold"] == pytest.approx(0.95)
+
+
+def test_tuning_on_validation_and_saving_into_the_checkpoint(app, workspace_root):
+    at = _open(app, "thresholds")
+    next(b for b in at.button if b.label == "Tune on validation").click().run()
+    assert not at.exception
+    assert any("Tuned on demo/paper/val" in s.value for s in at.success)
+    thresholds = at.dataframe[0].value["threshold"].to_numpy()
+    assert not np.allclose(thresholds, 0.5)
+    next(b for b in at.button if b.label == "Save into the checkpoint").click().run()
+    assert any("Saved into" in s.value for s in at.success)
+    stored = load_checkpoint(workspace_root / "checkpoints" / "demo" / "paper.safetensors").thresholds
+    assert np.allclose(list(stored.values()), thresholds, atol=1e-6)
+    next(b for b in at.button if b.label == "Reset to 0.5").click().run()
+    assert np.allclose(at.dataframe[0].value["threshold"], 0.5)
+
+
+def test_ablations_compare_the_demo_runs(app):
+    at = _open(app, "ablations")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert {"paper", "no_conv3", "no_conv3_no_fc1"} <= set(table["arch"])
+    assert table.loc[table["arch"] == "paper", "ΔF"].abs().min() == pytest.approx(0.0, abs=1e-9)
+    assert at.get("plotly_chart")
+
+
+def test_misclassified_gallery_pages_through_errors(app):
+    at = _open(app, "misclassified")
+    assert not at.exception
+    at.selectbox(key="mis_attribute").set_value("Pale_Skin").run()
+    images = at.get("image")
+    assert images, "face crops are shown"
+    assert any("true `" in m.value and "pred `" in m.value for m in at.markdown)
+    at.radio(key="mis_kind").set_value("false_positive").run()
+    assert not at.exception
+
+
+def _png(size=(178, 218), color=(200, 150, 120)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_upload_predicts_an_image_and_rejects_a_bad_file(app):
+    at = _open(app, "upload")
+    assert not at.exception
+    assert any("No face detector is used yet" in i.value for i in at.info)
+    at.get("file_uploader")[0].upload("face.png", _png(), "image/png").run()
+    assert not at.exception
+    assert at.get("plotly_chart")
+    assert any("Predicted present" in m.value for m in at.markdown)
+    at.get("file_uploader")[0].upload("broken.jpg", b"not an image", "image/jpeg").run()
+    assert not at.exception
+    assert any("broken.jpg" in e.value for e in at.error)

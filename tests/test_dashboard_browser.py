@@ -1,0 +1,142 @@
+"""End to end: `streamlit run` on a local port, driven in headless Chromium through every page.
+
+Screenshots of each page go to artifacts/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from celeba_model.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+if not CHROMIUM.is_file():
+    pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium'; .ci/run installs it)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(dashboard_workspace):
+    Workspace(dashboard_workspace).ensure_demo()  # normally done by the AppTest first start already
+    port = _free_port()
+    env = {**os.environ, "CELEBA_WORKSPACE": str(dashboard_workspace)}
+    env.pop("CELEBA_ROOT", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                    pytest.fail(f"streamlit did not start:\n{output[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()  # our own server, by its own PID
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        context = browser.new_context(viewport={"width": 1500, "height": 1100})
+        tab = context.new_page()
+        tab.set_default_timeout(90_000)  # a fresh server's first page load is slow
+        tab.goto(server)
+        yield tab
+        browser.close()
+
+
+def _go(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title if title != "Upload" else "Upload an image").wait_for()
+
+
+def _shot(page, name: str) -> None:
+    page.wait_for_timeout(800)  # let charts finish drawing
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_overview_renders_real_numbers(page):
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_text("Macro precision").first.wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert page.get_by_text("The paper's table").is_visible()
+    _shot(page, "1-overview")
+
+
+def test_thresholds_page_reacts_to_the_global_slider(page):
+    _go(page, "Thresholds")
+    metric = page.get_by_test_id("stMetric").filter(has_text="Macro recall").get_by_test_id("stMetricValue")
+    before = metric.inner_text()
+    slider = page.get_by_test_id("stSlider").filter(has_text="Set every attribute to").get_by_role("slider")
+    slider.focus()
+    for _ in range(30):
+        page.keyboard.press("ArrowLeft")
+    page.wait_for_function(
+        "([before]) => { const el = [...document.querySelectorAll('[data-testid=stMetric]')]"
+        ".find(e => e.innerText.includes('Macro recall')); "
+        "return el && !el.innerText.includes(before); }", arg=[before], timeout=30_000)
+    assert float(metric.inner_text()) > float(before)
+    _shot(page, "2-thresholds")
+
+
+def test_ablations_page_shows_the_comparison(page):
+    _go(page, "Ablations")
+    page.get_by_text("The paper's ablation table").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    _shot(page, "3-ablations")
+
+
+def test_misclassified_page_shows_face_crops(page):
+    _go(page, "Misclassified")
+    page.get_by_test_id("stImage").first.wait_for()
+    assert page.get_by_test_id("stImage").count() > 3
+    _shot(page, "4-misclassified")
+
+
+def test_upload_of_an_image_file_gives_a_prediction(page, dashboard_workspace, tmp_path):
+    _go(page, "Upload")
+    image = next((dashboard_workspace / "data" / "demo" / "img_align_celeba").glob("*.jpg"))
+    upload = tmp_path / "someone.jpg"
+    shutil.copyfile(image, upload)
+    page.locator("input[type=file]").set_input_files(str(upload))
+    page.get_by_text("Predicted present").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    _shot(page, "5-upload")
