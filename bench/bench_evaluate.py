@@ -21,7 +21,7 @@ from celeba_model.predict import predict_probabilities
 from celeba_model.preprocess import PreprocessSpec, to_model_input
 
 
-def _best_of(fn, repeats: int = 3) -> float:
+def _best_of(fn, repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

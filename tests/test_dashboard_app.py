@@ -139,3 +139,25 @@ def test_upload_predicts_an_image_and_rejects_a_bad_file(app):
     at.get("file_uploader")[0].upload("broken.jpg", b"not an image", "image/jpeg").run()
     assert not at.exception
     assert any("broken.jpg" in e.value for e in at.error)
+
+
+def test_evaluating_a_checkpoint_on_a_user_folder_lands_as_a_run(app, workspace_root):
+    # The demo folder stands in for a user's CelebA copy: same on-disk layout.
+    app.sidebar.text_input(key="data_root").set_value(str(workspace_root / "data" / "demo")).run()
+    app.sidebar.selectbox(key="eval_checkpoint").set_value("checkpoints/demo/no_conv3_no_fc1.safetensors").run()
+    app.sidebar.selectbox(key="eval_split").set_value("val").run()
+    next(b for b in app.sidebar.button if b.label == "Evaluate").click().run()
+    assert not app.exception
+    folder = workspace_root / "runs" / "no_conv3_no_fc1" / "val"
+    assert (folder / "predictions.npz").is_file()
+    assert app.sidebar.selectbox(key="run_choice").value == "no_conv3_no_fc1/val"
+    assert "no_conv3_no_fc1/val" in app.markdown[0].value
+
+
+def test_a_failing_evaluation_shows_an_error_and_keeps_the_runs(app, workspace_root):
+    before = sorted(p for p in (workspace_root / "runs").rglob("*") if p.is_file())
+    app.sidebar.text_input(key="data_root").set_value(str(workspace_root / "no-such-folder")).run()
+    next(b for b in app.sidebar.button if b.label == "Evaluate").click().run()
+    assert not app.exception
+    assert any("Evaluation failed" in e.value and "does not exist" in e.value for e in app.sidebar.error)
+    assert sorted(p for p in (workspace_root / "runs").rglob("*") if p.is_file()) == before
