@@ -16,6 +16,7 @@ from PIL import Image
 
 from celeba_model.celeba_files import CelebANotFoundError, find_layout
 from celeba_model.crop import crop_and_resize
+from celeba_model.face_detection import FaceDetector
 from celeba_model.images import ImageReadError, open_image
 from celeba_model.inference import Predictor
 from celeba_model.predictions import ARRAY_FILE, Predictions, load_predictions
@@ -80,12 +81,15 @@ def predictor_for(path: str | Path) -> Predictor:
     return _predictor(str(path), Path(path).stat().st_mtime)
 
 
+@st.cache_resource(show_spinner="Loading the face detector...")
+def face_detector() -> FaceDetector:
+    """The shipped mediapipe face detector, loaded once per server (it is thread-safe)."""
+    return FaceDetector()
+
+
 def run_label(folder: Path) -> str:
-    """A run folder as shown in selectors: its path under runs/."""
-    try:
-        return str(folder.relative_to(workspace().runs_dir))
-    except ValueError:
-        return str(folder)
+    """A run folder as shown in selectors and legends."""
+    return workspace().run_label(folder)
 
 
 def list_runs() -> list[Path]:
@@ -143,7 +147,7 @@ def face_crop(path: str, crop: dict, size: int = 128) -> Image.Image | None:
 def resolve_image(predictions: Predictions, row: int) -> str | None:
     """Where to read image ``row``: the path recorded at evaluation, else the same name under the
     sidebar's CelebA folder (artifacts made on another machine), else None."""
-    recorded = Path(str(predictions.paths[row]))
+    recorded = workspace().resolve(str(predictions.paths[row]))
     if recorded.is_file():
         return str(recorded)
     root = data_root()

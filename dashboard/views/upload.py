@@ -1,15 +1,16 @@
-"""Upload: predict the attributes of one image, showing the crop the model saw and its decisions."""
+"""Upload: find the face in a photo, frame it as training saw faces, and predict its attributes."""
 
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import ImageDraw
 
 import ui
-from celeba_model.crop import center_square_box
 from celeba_model.errors import CelebAModelError
 from celeba_model.images import open_image
+from celeba_model.photo import predict_photo
 
 st.title("Upload an image")
 workspace = ui.workspace()
@@ -18,46 +19,60 @@ if not checkpoints:
     st.error("No checkpoints found under checkpoints/ or runs/.")
     st.stop()
 names = {str(c.relative_to(workspace.root)) if c.is_relative_to(workspace.root) else str(c): c for c in checkpoints}
-preferred = next((i for i, n in enumerate(names) if n.endswith("demo/paper_rgb.safetensors")), 0)
-left, right = st.columns(2)
-choice = left.selectbox("Model", list(names), index=preferred, key="upload_checkpoint")
-framing = right.radio(
-    "Framing", ["aligned", "square"], key="upload_framing", horizontal=True,
-    format_func={"aligned": "aligned CelebA face (training crop)", "square": "whole image (centre square)"}.get,
-)
+default = workspace.default_upload_checkpoint()
+preferred = next((i for i, path in enumerate(names.values()) if path == default), 0)
+choice = st.selectbox("Model", list(names), index=preferred, key="upload_checkpoint",
+                      help="Default: the real-CelebA checkpoint with the best validation macro-F1")
 try:
     predictor = ui.predictor_for(names[choice])
 except CelebAModelError as err:
     st.error(f"This checkpoint cannot be used: {err}")
     st.stop()
+detector = ui.face_detector()
 spec = predictor.spec
-st.info(
-    f"Model: `{choice}` ({predictor.checkpoint.spec.arch}, {spec.image_size}x{spec.image_size} {spec.color}). "
-    "No face detector is used yet: the aligned framing applies the fixed crop box of aligned CelebA images "
-    "(faces centred as in img_align_celeba); for other photos choose the centre square and crop the face "
-    "yourself beforehand."
+st.caption(
+    f"Model `{choice}`: {predictor.checkpoint.spec.arch}, {spec.image_size}x{spec.image_size} {spec.color}. "
+    f"Faces are found by {'mediapipe' if detector.backend == 'mediapipe' else 'OpenCV (fallback)'}'s face detector, "
+    "then rotated and scaled so eyes and mouth sit where aligned CelebA puts them, and cropped as in training."
 )
 
-upload = st.file_uploader("Image (jpg, png, webp)", type=["jpg", "jpeg", "png", "webp"], key="upload_file")
+upload = st.file_uploader("Photo (jpg, png, webp)", type=["jpg", "jpeg", "png", "webp"], key="upload_file")
 if upload is None:
     st.stop()
 try:
-    image = open_image(upload.getvalue(), name=upload.name)
+    image = open_image(upload.getvalue(), name=upload.name)  # EXIF orientation applied, any mode to RGB
 except CelebAModelError as err:
     st.error(str(err))
     st.stop()
 
-box = spec.crop if framing == "aligned" else center_square_box(*image.size)
-prediction = predictor.predict(image, box)
+whole = st.session_state.get("upload_whole", False)
+result = predict_photo(image, predictor, detector, whole_image_if_no_face=whole)
+if not result.faces:
+    st.warning("No face found in this image.")
+    st.checkbox("Use the whole image anyway", key="upload_whole",
+                help="Predicts on the whole picture as if it were a face crop; expect poor results")
+    if result.prediction is None:
+        st.stop()
+elif len(result.faces) > 1:
+    st.info(f"{len(result.faces)} faces found; predicting the most prominent one (largest box times detector "
+            "confidence), outlined in green. Crop the photo to choose another.")
+
 tuned = predictor.checkpoint.thresholds
 use_tuned = st.toggle("Use the checkpoint's tuned thresholds", value=bool(tuned), disabled=not tuned, key="upload_tuned")
 thresholds = predictor.thresholds() if use_tuned else np.full(len(predictor.attributes), 0.5)
+prediction = result.prediction
 decisions = prediction.decisions(thresholds)
 
-col_image, col_crop, col_bars = st.columns([2, 1, 4])
 preview = image.copy()
-preview.thumbnail((360, 360))
+draw = ImageDraw.Draw(preview)
+width = max(2, round(max(image.size) / 250))
+for k, face in enumerate(result.faces):
+    draw.rectangle([face.left, face.top, face.right, face.bottom], outline="lime" if k == 0 else "orange", width=width)
+preview.thumbnail((420, 420))
+col_image, col_crop, col_bars = st.columns([2, 1, 4])
 col_image.image(preview, caption=f"{upload.name}: {image.size[0]}x{image.size[1]}")
+if result.face is not None:
+    col_crop.image(result.face_image.resize((160, 160)), caption=f"face, training framing (score {result.face.score:.2f})")
 col_crop.image(prediction.crop.resize((160, 160)), caption=f"model input ({spec.color})")
 figure = go.Figure()
 figure.add_bar(

@@ -1,0 +1,136 @@
+"""The upload path for real photos: face framing, no/several faces, EXIF, and agreement with training."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from celeba_model.dataset_index import CelebAWarning, load_index
+from celeba_model.face_detection import Detection, FaceDetector
+from celeba_model.face_framing import FACE_FRAMING, align_face, face_region
+from celeba_model.images import open_image
+from celeba_model.inference import Predictor
+from celeba_model.metrics import attribute_metrics, summarize
+from celeba_model.photo import predict_photo
+
+from .conftest import shared_root
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_RGB = REPO / "checkpoints" / "celeba" / "paper_rgb.safetensors"
+DEMO_RGB = REPO / "checkpoints" / "demo" / "paper_rgb.safetensors"
+
+
+@pytest.fixture(scope="module")
+def detector():
+    with FaceDetector() as d:
+        yield d
+
+
+def _keypoints(eyes_mid, eye_gap, mouth_drop, angle):
+    c, s = math.cos(angle), math.sin(angle)
+    rot = lambda dx, dy: (eyes_mid[0] + c * dx - s * dy, eyes_mid[1] + s * dx + c * dy)  # noqa: E731
+    return (rot(-eye_gap / 2, 0), rot(eye_gap / 2, 0), rot(0, mouth_drop / 2), rot(0, mouth_drop), rot(-60, 10), rot(60, 10))
+
+
+def test_tilted_face_is_turned_upright():
+    # Dark dots at the eyes and the mouth of a face tilted by 30 degrees.
+    image = Image.new("RGB", (400, 400), "white")
+    keypoints = _keypoints((200, 180), 60, 70, math.radians(30))
+    draw = ImageDraw.Draw(image)
+    for x, y in (keypoints[0], keypoints[1], keypoints[3]):
+        draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill="black")
+    detection = Detection(left=120, top=130, width=160, height=160, score=0.9, keypoints=keypoints)
+    region = face_region(detection)
+    assert region.angle == pytest.approx(math.radians(30))
+    face = np.asarray(align_face(image, detection, size=200).convert("L")) < 100
+    ys, xs = np.nonzero(face)
+    # The eyes land near the middle row (the crop centre is just below them), the mouth well below.
+    eyes = ys < 130
+    left_eye_y, right_eye_y = ys[eyes & (xs < 100)].mean(), ys[eyes & (xs >= 100)].mean()
+    assert abs(left_eye_y - right_eye_y) < 1.5  # level after alignment
+    assert 90 < left_eye_y < 110
+    mouth_x = xs[~eyes].mean()
+    assert abs(mouth_x - 100) < 1.5  # the mouth right under the eyes' midpoint
+    d = math.sqrt(60 * 70)
+    assert region.side == pytest.approx(FACE_FRAMING.side_per_d * d)
+
+
+def test_no_face_gives_no_prediction_unless_the_whole_image_is_asked_for(detector):
+    predictor = Predictor(DEMO_RGB)
+    wall = Image.fromarray(np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1))).convert("RGB")
+    result = predict_photo(wall, predictor, detector)
+    assert result.faces == [] and result.prediction is None
+    whole = predict_photo(wall, predictor, detector, whole_image_if_no_face=True)
+    assert whole.used_whole_image and whole.prediction.probabilities.shape == (10,)
+
+
+def test_exif_rotated_photo_gives_the_same_answer(detector, demo_root):
+    predictor = Predictor(DEMO_RGB)
+    path = next((demo_root / "img_align_celeba").glob("*.jpg"))
+    upright = open_image(path)
+    rotated = upright.transpose(Image.Transpose.ROTATE_90)  # stored sideways ...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ... with the EXIF tag that says: rotate 90 degrees clockwise to view
+    buffer = io.BytesIO()
+    rotated.save(buffer, "JPEG", quality=95, exif=exif)
+    a = predict_photo(upright, predictor, detector).prediction.probabilities
+    b = predict_photo(open_image(buffer.getvalue()), predictor, detector).prediction.probabilities
+    assert np.abs(a - b).max() < 0.1
+
+
+def test_several_faces_predict_the_most_prominent(detector, demo_root):
+    faces = sorted((demo_root / "img_align_celeba").glob("*.jpg"))[:2]
+    big, small = open_image(faces[0]), open_image(faces[1]).resize((89, 109))
+    canvas = Image.new("RGB", (400, 260), (120, 120, 120))
+    canvas.paste(small, (20, 70))
+    canvas.paste(big, (200, 20))
+    result = predict_photo(canvas, Predictor(DEMO_RGB), detector)
+    assert len(result.faces) == 2
+    assert result.face.center[0] > 200  # the larger face, on the right
+
+
+@pytest.fixture(scope="module")
+def real_test_set():
+    root = shared_root("celeba")
+    if not REAL_RGB.is_file():
+        pytest.skip(f"{REAL_RGB} is not in this checkout")
+    with pytest.warns(CelebAWarning):
+        index = load_index([root])
+    return index, index.split_indices("test")
+
+
+def test_celeba_through_the_upload_path_matches_the_training_path(detector, real_test_set):
+    index, rows = real_test_set
+    predictor = Predictor(REAL_RGB)
+    thresholds = predictor.thresholds()
+    training, upload = [], []
+    for i in rows[:300]:
+        image = open_image(index.paths[i])
+        training.append(predictor.predict(image).probabilities)  # the fixed aligned-CelebA crop
+        upload.append(predict_photo(image, predictor, detector).prediction.probabilities)
+    training, upload = np.array(training), np.array(upload)
+    agreement = ((training >= thresholds) == (upload >= thresholds)).mean()
+    assert agreement > 0.93, agreement  # measured 0.96 on all 660 test images
+    assert np.abs(training - upload).mean() < 0.06
+
+
+def test_loose_face_crops_score_like_aligned_images(detector, real_test_set):
+    index, rows = real_test_set
+    wild = shared_root("celeba_wild") / "faces"
+    predictor = Predictor(REAL_RGB)
+    thresholds = predictor.thresholds()
+    names = {index.files[i]: i for i in rows}
+    files = sorted(p for p in wild.iterdir() if p.name in names)
+    assert len(files) > 500
+    labels = index.attribute_labels(predictor.attributes, [names[p.name] for p in files])
+    wild_probs = np.array([predict_photo(open_image(p), predictor, detector, whole_image_if_no_face=True)
+                           .prediction.probabilities for p in files])
+    aligned_probs = np.array([predictor.predict(open_image(index.paths[names[p.name]])).probabilities for p in files])
+    wild_f1 = summarize(attribute_metrics(labels, wild_probs, thresholds))["macro_f1"]
+    aligned_f1 = summarize(attribute_metrics(labels, aligned_probs, thresholds))["macro_f1"]
+    assert wild_f1 > aligned_f1 - 0.05, (wild_f1, aligned_f1)
