@@ -117,7 +117,7 @@ def evaluate_checkpoint(
         probabilities=probabilities,
         labels=labels,
         files=np.array([index.files[i] for i in rows]),
-        paths=np.array([str(index.paths[i]) for i in rows]),
+        paths=np.array([str(Path(index.paths[i]).resolve()) for i in rows]),
         identity=index.identity[rows],
         meta=meta,
         folder=Path(out),

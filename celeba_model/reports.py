@@ -193,15 +193,27 @@ def write_report(report: dict, folder: str | Path) -> tuple[Path, Path]:
     return csv_path, json_path
 
 
-def compare_runs(runs: Sequence[Predictions], thresholds: str | float | None = 0.5, n_boot: int = 1000) -> dict:
-    """Macro figures per run (with intervals), per-attribute F1 per run, and the paper's ablation table."""
+def compare_runs(
+    runs: Sequence[Predictions],
+    thresholds: str | float | None = 0.5,
+    n_boot: int = 1000,
+    names: Sequence[str] | None = None,
+) -> dict:
+    """Macro figures per run (with intervals), per-attribute F1 per run, and the paper's ablation table.
+
+    ``names`` label the runs (default: each artifact's folder name and split).
+    """
     if not runs:
         raise ConfigError("compare needs at least one run")
+    if names is not None and len(set(names)) != len(runs):
+        raise ConfigError("compare needs one distinct name per run")
     attributes = runs[0].attributes
     for run in runs[1:]:
         if run.attributes != attributes:
             raise ConfigError(f"{run.name} predicts {run.attributes}, {runs[0].name} predicts {attributes}: not comparable")
     reports = [attribute_report(r, resolve_thresholds(thresholds, r)[0], n_boot=n_boot) for r in runs]
+    for report, name in zip(reports, names or [r["run"] for r in reports]):
+        report["run"] = name
     reference = next((i for i, r in enumerate(reports) if r["arch"] == "paper"), 0)
     base = reports[reference]["summary"]
     summary_rows = []

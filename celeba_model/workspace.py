@@ -6,6 +6,9 @@ Layout under a workspace root (the repository by default):
   ``manifest.json`` with the demo dataset parameters they were trained on;
 - ``runs/``: predictions artifacts, from the CLI or the dashboard; ``runs/demo/NAME/{val,test}``
   are the demo checkpoints evaluated on the demo dataset;
+- ``checkpoints/celeba/``: checkpoints trained on real CelebA, with their evaluation artifacts
+  (predictions only, no images) in ``checkpoints/celeba/runs/NAME/{val,test}`` and a
+  ``results.json`` summary;
 - ``data/demo/``: the generated demo dataset.
 """
 
@@ -63,6 +66,12 @@ class Workspace:
     @property
     def cache_dir(self) -> Path:
         return self.root / ".cache" / "images"
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path recorded in an artifact: absolute as is, relative to the workspace otherwise
+        (shipped artifacts name their checkpoint as ``checkpoints/celeba/NAME.safetensors``)."""
+        path = Path(path)
+        return path if path.is_absolute() else self.root / path
 
     def demo_manifest(self) -> dict:
         path = self.demo_checkpoints / DEMO_MANIFEST
@@ -128,8 +137,43 @@ class Workspace:
         return (folder / ARRAY_FILE).is_file() and recorded is not None and recorded == recorded_weights_digest(checkpoint)
 
     def list_runs(self) -> list[Path]:
-        """Every predictions artifact under runs/ (demo, CLI and dashboard evaluations)."""
-        return find_prediction_runs(self.runs_dir)
+        """Every predictions artifact: shipped ones under checkpoints/, then runs/ (demo, CLI, dashboard)."""
+        return find_prediction_runs(self.checkpoints_dir) + find_prediction_runs(self.runs_dir)
+
+    def run_label(self, folder: Path) -> str:
+        """A short name for a run folder: its path under runs/, or ``celeba/NAME/SPLIT (shipped)``."""
+        folder = Path(folder)
+        if folder.is_relative_to(self.runs_dir):
+            return str(folder.relative_to(self.runs_dir))
+        if folder.is_relative_to(self.checkpoints_dir):
+            parts = [p for p in folder.relative_to(self.checkpoints_dir).parts if p != "runs"]
+            return "/".join(parts) + " (shipped)"
+        return str(folder)
+
+    def default_run(self) -> Path | None:
+        """The run the dashboard opens on: the real-data paper model if shipped, else the demo's."""
+        for candidate in (self.checkpoints_dir / "celeba" / "runs" / "paper" / "test", self.demo_run("paper", "test")):
+            if (candidate / ARRAY_FILE).is_file():
+                return candidate
+        runs = self.list_runs()
+        return runs[0] if runs else None
+
+    def default_upload_checkpoint(self) -> Path | None:
+        """The real-data checkpoint with the best validation macro-F1 (never chosen on test), else the
+        demo RGB model, else the first checkpoint found."""
+        results = self.checkpoints_dir / "celeba" / "results.json"
+        if results.is_file():
+            variants = json.loads(results.read_text()).get("variants", {})
+            ranked = sorted(variants, key=lambda n: variants[n]["best_val_macro_f1"], reverse=True)
+            for name in ranked:
+                path = self.checkpoints_dir / "celeba" / f"{name}.safetensors"
+                if path.is_file():
+                    return path
+        demo = self.demo_checkpoints / "paper_rgb.safetensors"
+        if demo.is_file():
+            return demo
+        checkpoints = self.list_checkpoints()
+        return checkpoints[0] if checkpoints else None
 
     def list_checkpoints(self) -> list[Path]:
         """Shipped checkpoints and the best checkpoint of every training run under runs/."""

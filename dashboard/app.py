@@ -33,7 +33,7 @@ def _command_line_data_root() -> str:
 def _bootstrap_demo() -> None:
     """First start: make the demo data and its evaluations, showing progress; instant afterwards."""
     workspace = ui.workspace()
-    if workspace.demo_is_ready():
+    if not workspace.demo_checkpoints.is_dir() or workspace.demo_is_ready():
         return
     box = st.empty()
     with box.container():
@@ -63,7 +63,8 @@ def _sidebar() -> None:
             if pending in paths:
                 st.session_state[ui.RUN_CHOICE_KEY] = pending
             if st.session_state.get(ui.RUN_CHOICE_KEY) not in paths:
-                st.session_state[ui.RUN_CHOICE_KEY] = "demo/paper/test" if "demo/paper/test" in paths else next(iter(paths))
+                default = ui.workspace().default_run()
+                st.session_state[ui.RUN_CHOICE_KEY] = ui.run_label(default) if default else next(iter(paths))
             choice = st.selectbox("Run", list(paths), key=ui.RUN_CHOICE_KEY, help="A predictions artifact under runs/")
             st.session_state[ui.RUN_KEY] = paths[choice]
         with st.expander("Evaluate a checkpoint"):

@@ -98,7 +98,7 @@ def trained_runs(demo_root, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def dashboard_workspace(tmp_path_factory) -> Path:
-    """A fresh workspace holding only the shipped demo checkpoints, as a new clone has.
+    """A fresh workspace holding the shipped checkpoints (demo and real-data), as a new clone has.
 
     The dashboard tests start the app on it; the first start generates the demo and evaluates
     the checkpoints, later tests reuse that work.
@@ -106,5 +106,5 @@ def dashboard_workspace(tmp_path_factory) -> Path:
     import shutil
 
     root = tmp_path_factory.mktemp("workspace")
-    shutil.copytree(REPO / "checkpoints" / "demo", root / "checkpoints" / "demo")
+    shutil.copytree(REPO / "checkpoints", root / "checkpoints")
     return root

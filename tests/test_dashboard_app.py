@@ -50,8 +50,9 @@ def _metric(at: AppTest, label: str) -> str:
 def test_first_start_prepares_the_demo_and_shows_the_overview(first_run, workspace_root):
     assert not first_run.exception
     assert Workspace(workspace_root).demo_is_ready()
-    runs = {str(p.relative_to(workspace_root / "runs")) for p in Workspace(workspace_root).list_runs()}
+    runs = {Workspace(workspace_root).run_label(p) for p in Workspace(workspace_root).list_runs()}
     assert {"demo/paper/test", "demo/no_conv3/val", "demo/no_conv3_no_fc1/test", "demo/paper_rgb/test"} <= runs
+    assert {"celeba/paper/test (shipped)", "celeba/paper_rgb/val (shipped)"} <= runs
     assert first_run.title[0].value == "Overview"
 
 
@@ -91,12 +92,12 @@ def test_tuning_on_validation_and_saving_into_the_checkpoint(app, workspace_root
     at = _open(app, "thresholds")
     next(b for b in at.button if b.label == "Tune on validation").click().run()
     assert not at.exception
-    assert any("Tuned on demo/paper/val" in s.value for s in at.success)
+    assert any("Tuned on celeba/paper/val (shipped)" in s.value for s in at.success)
     thresholds = at.dataframe[0].value["threshold"].to_numpy()
     assert not np.allclose(thresholds, 0.5)
     next(b for b in at.button if b.label == "Save into the checkpoint").click().run()
     assert any("Saved into" in s.value for s in at.success)
-    stored = load_checkpoint(workspace_root / "checkpoints" / "demo" / "paper.safetensors").thresholds
+    stored = load_checkpoint(workspace_root / "checkpoints" / "celeba" / "paper.safetensors").thresholds
     assert np.allclose(list(stored.values()), thresholds, atol=1e-6)
     next(b for b in at.button if b.label == "Reset to 0.5").click().run()
     assert np.allclose(at.dataframe[0].value["threshold"], 0.5)
@@ -111,7 +112,17 @@ def test_ablations_compare_the_demo_runs(app):
     assert at.get("plotly_chart")
 
 
+def test_shipped_real_runs_open_by_default_and_need_the_dataset_for_images(app):
+    assert "celeba/paper/test (shipped)" == app.sidebar.selectbox(key="run_choice").value
+    assert "paper/test" in app.markdown[0].value and "660 test images of 22 people" in app.markdown[0].value
+    at = _open(app, "misclassified")
+    assert not at.exception
+    assert not at.get("image")
+    assert any("not on this machine" in w.value for w in at.warning)
+
+
 def test_misclassified_gallery_pages_through_errors(app):
+    app.sidebar.selectbox(key="run_choice").set_value("demo/paper/test").run()
     at = _open(app, "misclassified")
     assert not at.exception
     at.selectbox(key="mis_attribute").set_value("Pale_Skin").run()
@@ -128,14 +139,29 @@ def _png(size=(178, 218), color=(200, 150, 120)) -> bytes:
     return buffer.getvalue()
 
 
-def test_upload_predicts_an_image_and_rejects_a_bad_file(app):
+def test_upload_detects_the_face_and_predicts(app, workspace_root):
     at = _open(app, "upload")
     assert not at.exception
-    assert any("No face detector is used yet" in i.value for i in at.info)
-    at.get("file_uploader")[0].upload("face.png", _png(), "image/png").run()
+    face = next((workspace_root / "data" / "demo" / "img_align_celeba").glob("*.jpg")).read_bytes()
+    at.get("file_uploader")[0].upload("face.jpg", face, "image/jpeg").run()
     assert not at.exception
     assert at.get("plotly_chart")
     assert any("Predicted present" in m.value for m in at.markdown)
+    assert len(at.get("image")) >= 1
+
+
+def test_upload_without_a_face_says_so_and_can_use_the_whole_image(app):
+    at = _open(app, "upload")
+    at.get("file_uploader")[0].upload("wall.png", _png(), "image/png").run()
+    assert not at.exception
+    assert any("No face found" in w.value for w in at.warning)
+    assert not any("Predicted present" in m.value for m in at.markdown)
+    at.checkbox(key="upload_whole").check().run()
+    assert any("Predicted present" in m.value for m in at.markdown)
+
+
+def test_upload_of_a_broken_file_is_a_clear_error(app):
+    at = _open(app, "upload")
     at.get("file_uploader")[0].upload("broken.jpg", b"not an image", "image/jpeg").run()
     assert not at.exception
     assert any("broken.jpg" in e.value for e in at.error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -21,7 +22,9 @@ if not runs:
 labels = {ui.run_label(r): r for r in runs}
 current = ui.current_run()
 split = ui.load_run(current).meta.get("split", "test") if current else "test"
-default = [name for name in labels if name.startswith("demo/") and name.endswith(f"/{split}")]
+# Default: the ablation family of the current run (shipped real-data runs, or the demo's), same split.
+family = ui.run_label(current).split("/")[0] if current else "demo"
+default = [name for name in labels if name.startswith(f"{family}/") and f"/{split}" in name]
 if current is not None and ui.run_label(current) not in default:
     default = [ui.run_label(current)] + default
 chosen = st.multiselect("Runs to compare (same attributes, ideally the same split)", list(labels), default=default,
@@ -35,7 +38,8 @@ if not chosen:
 
 @st.cache_data(show_spinner="Comparing runs...", max_entries=64)
 def _compare(folders: tuple[str, ...], mtimes: tuple[float, ...], thresholds: str) -> dict:
-    return compare_runs([ui.load_run(f) for f in folders], thresholds, n_boot=1000)
+    return compare_runs([ui.load_run(f) for f in folders], thresholds, n_boot=1000,
+                        names=[ui.run_label(Path(f)) for f in folders])
 
 
 folders = tuple(str(labels[name]) for name in chosen)

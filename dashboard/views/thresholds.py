@@ -128,7 +128,8 @@ d2.download_button("Download CSV", table[["attribute", "threshold"]].to_csv(inde
 if d3.button("Save into the checkpoint", help="Writes them into the checkpoint's metadata (weights untouched); "
              "the Upload page and `report --thresholds checkpoint` use them"):
     try:
-        path = save_thresholds_to_checkpoint(predictions, record)
+        recorded = predictions.meta.get("checkpoint", {}).get("path")
+        path = save_thresholds_to_checkpoint(predictions, record, ui.workspace().resolve(recorded) if recorded else None)
     except CelebAModelError as err:
         st.error(f"Not saved: {err}")
     else:
