@@ -134,3 +134,22 @@ def test_loose_face_crops_score_like_aligned_images(detector, real_test_set):
     wild_f1 = summarize(attribute_metrics(labels, wild_probs, thresholds))["macro_f1"]
     aligned_f1 = summarize(attribute_metrics(labels, aligned_probs, thresholds))["macro_f1"]
     assert wild_f1 > aligned_f1 - 0.05, (wild_f1, aligned_f1)
+
+
+def test_upload_framing_lands_on_the_training_crop_of_aligned_images(detector, real_test_set):
+    from celeba_model.crop import ALIGNED_FACE_CROP
+
+    index, rows = real_test_set
+    offsets, ratios = [], []
+    for i in rows[:200]:
+        image = open_image(index.paths[i])
+        region = face_region(detector.detect(image)[0])
+        w, h = image.size
+        box = ALIGNED_FACE_CROP
+        side = ((box.right - box.left) * w + (box.bottom - box.top) * h) / 2
+        center = np.array([(box.left + box.right) / 2 * w, (box.top + box.bottom) / 2 * h])
+        offsets.append(np.linalg.norm(np.array(region.center) - center) / side)
+        ratios.append(region.side / side)
+    # Typical misplacement about 1-2% of the crop side, scale within a few percent.
+    assert np.median(offsets) < 0.03, np.median(offsets)
+    assert abs(np.median(ratios) - 1) < 0.03 and np.percentile(np.abs(np.array(ratios) - 1), 90) < 0.15
