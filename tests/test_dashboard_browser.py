@@ -85,7 +85,7 @@ def page(server):
 
 def _go(page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-    page.get_by_role("heading", name=title if title != "Upload" else "Upload an image").wait_for()
+    page.get_by_role("heading", name=title if title != "Upload" else "Upload an image", exact=True).wait_for()
 
 
 def _shot(page, name: str) -> None:
@@ -94,7 +94,7 @@ def _shot(page, name: str) -> None:
 
 
 def test_overview_renders_real_numbers(page):
-    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_role("heading", name="Overview", exact=True).wait_for()
     page.get_by_text("Macro precision").first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
     assert page.get_by_text("The paper's table").is_visible()
