@@ -83,9 +83,12 @@ def page(server):
         browser.close()
 
 
+HEADINGS = {"Misclassified": "Misclassified examples", "Upload": "Upload an image"}
+
+
 def _go(page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-    page.get_by_role("heading", name=title if title != "Upload" else "Upload an image", exact=True).wait_for()
+    page.get_by_role("heading", name=HEADINGS.get(title, title), exact=True).wait_for()
 
 
 def _shot(page, name: str) -> None:
