@@ -121,7 +121,7 @@ class Workspace:
             on_progress(stage, 0.6 + 0.4 * i / len(jobs))
             evaluate_checkpoint(
                 checkpoint, index, folder, EvalOptions(split=split, cache_dir=str(self.cache_dir), progress=False),
-                on_batch=lambda done, total, i=i: on_progress(stage, 0.6 + 0.4 * (i + done / total) / len(jobs)),
+                on_batch=lambda done, total, i=i, stage=stage: on_progress(stage, 0.6 + 0.4 * (i + done / total) / len(jobs)),
             )
         on_progress("Demo ready", 1.0)
         return folders
