@@ -43,12 +43,22 @@ class Predictor:
         tuned = self.checkpoint.thresholds or {}
         return np.array([float(tuned.get(a, 0.5)) for a in self.attributes])
 
+    def _input(self, image: Image.Image, box: CropBox) -> tuple[np.ndarray, torch.Tensor]:
+        pixels = image_to_array(image, self.spec, crop=box)
+        return pixels, to_model_input(torch.from_numpy(pixels[None].copy()).to(self.device), self.spec)
+
     @torch.inference_mode()
     def predict(self, image: Image.Image, crop_box: CropBox | None = None) -> ImagePrediction:
         """Predict an RGB image, cropping ``crop_box`` (default: the aligned-CelebA training crop)."""
         box = crop_box or self.spec.crop
-        pixels = image_to_array(image, self.spec, crop=box)
-        x = to_model_input(torch.from_numpy(pixels[None].copy()).to(self.device), self.spec)
+        pixels, x = self._input(image, box)
         probabilities = torch.sigmoid(self.model(x).float())[0].cpu().numpy()
         crop = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
         return ImagePrediction(crop=crop, probabilities=probabilities, attributes=self.attributes, crop_box=box)
+
+    def explain(self, image: Image.Image, attribute: str, crop_box: CropBox | None = None) -> np.ndarray:
+        """Grad-CAM map (model resolution, values in [0, 1]) of ``attribute`` for the cropped image."""
+        from .saliency import grad_cam
+
+        _, x = self._input(image, crop_box or self.spec.crop)
+        return grad_cam(self.model, x, self.attributes.index(attribute))

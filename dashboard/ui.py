@@ -15,7 +15,7 @@ import streamlit as st
 from PIL import Image
 
 from celeba_model.celeba_files import CelebANotFoundError, find_layout
-from celeba_model.crop import crop_and_resize
+from celeba_model.crop import CropBox, crop_and_resize
 from celeba_model.face_detection import FaceDetector
 from celeba_model.images import ImageReadError, open_image
 from celeba_model.inference import Predictor
@@ -136,12 +136,17 @@ def data_root() -> str:
 @st.cache_data(show_spinner=False, max_entries=4096)
 def face_crop(path: str, crop: dict, size: int = 128) -> Image.Image | None:
     """The model's crop of one dataset image, in colour at display size (None if unreadable)."""
-    from celeba_model.crop import CropBox
-
     try:
         return crop_and_resize(open_image(path), CropBox.from_dict(crop), size, "rgb")
     except ImageReadError:
         return None
+
+
+def saliency_overlay(image: Image.Image, cam: np.ndarray, crop: CropBox, size: int = 192) -> Image.Image:
+    """A Grad-CAM map over the colour version of the model's crop (``crop``) of ``image``."""
+    from celeba_model.saliency import overlay
+
+    return overlay(crop_and_resize(image, crop, size, "rgb"), cam, size=size)
 
 
 def resolve_image(predictions: Predictions, row: int) -> str | None:

@@ -129,8 +129,13 @@ def test_misclassified_gallery_pages_through_errors(app):
     images = at.get("image")
     assert images, "face crops are shown"
     assert any("true `" in m.value and "pred `" in m.value for m in at.markdown)
+    assert any("Grad-CAM for Pale_Skin" in (c or "") for img in at.get("image") for c in _captions(img))
     at.radio(key="mis_kind").set_value("false_positive").run()
     assert not at.exception
+
+
+def _captions(image_element) -> list[str]:
+    return [img.caption for img in image_element.proto.imgs]
 
 
 def _png(size=(178, 218), color=(200, 150, 120)) -> bytes:
@@ -147,7 +152,8 @@ def test_upload_detects_the_face_and_predicts(app, workspace_root):
     assert not at.exception
     assert at.get("plotly_chart")
     assert any("Predicted present" in m.value for m in at.markdown)
-    assert len(at.get("image")) >= 1
+    captions = [c for img in at.get("image") for c in _captions(img)]
+    assert any("training framing" in c for c in captions) and any("Grad-CAM for" in c for c in captions)
 
 
 def test_upload_without_a_face_says_so_and_can_use_the_whole_image(app):

@@ -9,6 +9,7 @@ import streamlit as st
 
 import ui
 from celeba_model.analysis import as_bit_string, error_rows
+from celeba_model.images import open_image
 
 PAGE_SIZE = 24
 COLUMNS = 6
@@ -64,3 +65,26 @@ for k, row in enumerate(shown):
 if missing:
     st.warning(f"{missing} image(s) are not on this machine. Set the CelebA folder in the sidebar to the dataset this "
                "run was evaluated on to see them.")
+
+st.subheader("Where did the model look?")
+checkpoint = predictions.meta.get("checkpoint", {}).get("path")
+checkpoint_path = ui.workspace().resolve(checkpoint) if checkpoint else None
+if checkpoint_path is None or not checkpoint_path.is_file():
+    st.caption(f"The checkpoint of this run ({checkpoint}) is not on this machine, so its Grad-CAM cannot be computed.")
+    st.stop()
+choices = {str(predictions.files[row]): int(row) for row in shown}
+picked = st.selectbox("Image", list(choices), key=f"mis_explain::{attribute}::{kind}")
+row = choices[picked]
+path = ui.resolve_image(predictions, row)
+if path is None:
+    st.caption("This image is not on this machine.")
+    st.stop()
+predictor = ui.predictor_for(checkpoint_path)
+image = open_image(path)
+cam = predictor.explain(image, attribute)
+crop = predictor.predict(image).crop
+left, right, _ = st.columns([1, 1, 2])
+left.image(crop.resize((192, 192)), caption=f"model input ({predictor.spec.color})")
+right.image(ui.saliency_overlay(image, cam, predictor.spec.crop), caption=f"Grad-CAM for {attribute}")
+st.caption("Grad-CAM: warm colours mark the regions whose features raised this attribute's score. A map on the "
+           "background or on the wrong part of the face points to a shortcut or to a label the model cannot see.")

@@ -10,7 +10,7 @@ from PIL import ImageDraw
 import ui
 from celeba_model.errors import CelebAModelError
 from celeba_model.images import open_image
-from celeba_model.photo import predict_photo
+from celeba_model.photo import WHOLE_IMAGE, predict_photo
 
 st.title("Upload an image")
 workspace = ui.workspace()
@@ -87,3 +87,14 @@ figure.update_layout(xaxis={"range": [0, 1.1], "title": "probability"}, yaxis={"
 col_bars.plotly_chart(figure, key="upload_chart")
 present = [a for a, d in zip(prediction.attributes, decisions) if d]
 st.markdown("**Predicted present:** " + (", ".join(present) if present else "none of the attributes"))
+
+st.subheader("Where did the model look?")
+explained = st.selectbox("Attribute", prediction.attributes, index=int(np.argmax(prediction.probabilities)),
+                         key="upload_explain")
+source = result.face_image  # the face in training framing, or the whole image when no face was found
+cam = predictor.explain(source, explained, WHOLE_IMAGE)
+left, right, _ = st.columns([1, 1, 2])
+left.image(prediction.crop.resize((192, 192)), caption=f"model input ({spec.color})")
+right.image(ui.saliency_overlay(source, cam, WHOLE_IMAGE), caption=f"Grad-CAM for {explained}")
+st.caption("Grad-CAM: warm colours mark the regions whose features raised this attribute's score; for Blond_Hair "
+           "they should be on the hair, for Smiling on the mouth. A map on the background means a shortcut.")
