@@ -1,0 +1,159 @@
+"""The experiments that take the paper's model to ours, each a reproducible training run.
+
+    python scripts/run_experiments.py --data-root ../shared/celeba --data-root ../shared/celeba_half [NAME ...]
+
+Each experiment is one `python -m celeba_model train ...` (printed before it runs) into
+runs/experiments/NAME, then `evaluate` on val and test (plain and with flip averaging), thresholds
+tuned for F1 on val and applied to test. A finished experiment is not retrained. The figures of all
+finished experiments go to runs/experiments/summary.json; `--table` prints them as the model card's
+experiments table. Every run is an ordinary run folder the dashboard can open and compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from pathlib import Path
+
+import numpy as np
+
+from celeba_model.bootstrap import bootstrap_ci
+from celeba_model.dataset_index import load_index
+from celeba_model.evaluate import EvalOptions, evaluate_checkpoint
+from celeba_model.fileio import atomic_write_text
+from celeba_model.metrics import attribute_metrics, summarize
+from celeba_model.predictions import load_predictions
+from celeba_model.thresholds import tune_run
+from celeba_model.train import TrainConfig, train
+from celeba_model.workspace import REPO_ROOT
+
+PAPER = {"arch": "paper", "epochs": 30, "patience": 8}
+STRONG = {"color": "rgb", "pos_weight": "sqrt", "augment": True}
+# name -> (what it changes, training options). Listed in the order of the experiments table.
+EXPERIMENTS: dict[str, tuple[str, dict]] = {
+    "paper_gray": ("the paper's model and setup (grayscale, no balancing, no augmentation)", {**PAPER, "color": "gray"}),
+    "paper_rgb": ("+ RGB input", {**PAPER, "color": "rgb"}),
+    "paper_rgb_pw": ("+ sqrt(neg/pos) positive weights", {**PAPER, "color": "rgb", "pos_weight": "sqrt"}),
+    "paper_rgb_pw_aug": ("+ augmentation (flip, shift, zoom, colour)", {**PAPER, **STRONG}),
+    "cnn4": ("baseline 4-block CNN, RGB, sqrt weights, augmentation, 16 epochs", {"arch": "cnn4", "epochs": 16, **STRONG}),
+    "attrnet": ("ours: 5 blocks, avg+max pooling, dropout; RGB, sqrt weights, augmentation, 20 epochs",
+                {"arch": "attrnet", "epochs": 20, **STRONG}),
+    "attrnet_80": ("ours at 80x80 input", {"arch": "attrnet", "epochs": 20, "image_size": 80, **STRONG}),
+    "attrnet_long": ("ours, 30 epochs", {"arch": "attrnet", "epochs": 30, **STRONG}),
+}
+# The paper's ablation with several seeds (its setup: grayscale, no balancing, no augmentation).
+for _arch in ("paper", "no_conv3", "no_conv3_no_fc1"):
+    for _seed in (0, 1, 2):
+        EXPERIMENTS[f"ablation_{_arch}_s{_seed}"] = (
+            f"paper ablation: {_arch}, seed {_seed}", {"arch": _arch, "epochs": 30, "patience": 8, "seed": _seed})
+
+OUT = REPO_ROOT / "runs" / "experiments"
+
+
+def command(name: str, data_roots: list[str], options: dict) -> str:
+    flags = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        flags.append(flag if value is True else f"{flag} {value}")
+    roots = " ".join(f"--data-root {shlex.quote(r)}" for r in data_roots)
+    return f"python -m celeba_model train {roots} {' '.join(flags)} --out runs/experiments/{name}"
+
+
+def evaluate_run(name: str, index, run: Path) -> dict:
+    """Test figures at 0.5 and at val-tuned thresholds, with and without flip averaging."""
+    figures = {}
+    for flip in (False, True):
+        suffix = "-flip" if flip else ""
+        artifacts = {}
+        for split in ("val", "test"):
+            folder = run / f"{split}{suffix}"
+            if (folder / "predictions.npz").is_file():
+                artifacts[split] = load_predictions(folder)
+            else:
+                artifacts[split] = evaluate_checkpoint(run / "best.safetensors", index, folder,
+                                                       EvalOptions(split=split, flip_tta=flip, progress=False))
+        tuned = tune_run(artifacts["val"], "f1")
+        test = artifacts["test"]
+        thresholds = np.array([tuned["thresholds"][a] for a in test.attributes])
+        for label, t in (("0.5", 0.5), ("tuned", thresholds)):
+            per = attribute_metrics(test.labels, test.probabilities, t)
+            ci = bootstrap_ci(test.labels, test.probabilities, t, groups=test.identity, n_boot=1000)
+            figures[f"{label}{suffix}"] = {
+                "summary": {k: float(v) for k, v in summarize(per).items()},
+                "macro_f1_ci": [float(v) for v in ci["macro_f1"]],
+                "per_attribute": {a: {k: float(per[k][i]) for k in ("precision", "recall", "f1", "accuracy")}
+                                  for i, a in enumerate(test.attributes)},
+                "f1_ci": {a: [float(v) for v in ci["f1"][i]] for i, a in enumerate(test.attributes)},
+                "thresholds": None if label == "0.5" else tuned["thresholds"],
+            }
+    return figures
+
+
+def run_experiment(name: str, data_roots: list[str], index) -> dict:
+    description, options = EXPERIMENTS[name]
+    run = OUT / name
+    cmd = command(name, data_roots, options)
+    print(f"\n== {name}: {description}\n$ {cmd}", flush=True)
+    started = time.perf_counter()
+    resume = (run / "config.json").is_file()
+    summary = train(TrainConfig(data_roots=data_roots, out=str(run), progress=False, **options), resume=resume)
+    seconds = time.perf_counter() - started
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {
+        "description": description,
+        "options": options,
+        "command": cmd,
+        "train_seconds_this_call": seconds,
+        "train_seconds": sum(h["train_seconds"] for h in history),
+        "train_images_per_s": float(np.median([h["train_images_per_s"] for h in history])),
+        "epochs_run": summary["epochs_run"],
+        "best_epoch": summary["best_epoch"],
+        "best_val_macro_f1": summary["best_val_macro_f1"],
+        "test": evaluate_run(name, index, run),
+    }
+
+
+def print_table(results: dict) -> None:
+    print("| experiment | what changes | train time | test macro-F1 at 0.5 [95% CI] | tuned | tuned + flip | "
+          "mean acc. (tuned + flip) | lowest recall (tuned + flip) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        t = r["test"]
+        best = t["tuned-flip"]
+        recalls = {a: v["recall"] for a, v in best["per_attribute"].items()}
+        low = min(recalls, key=recalls.get)
+        ci = t["0.5"]["macro_f1_ci"]
+        print(f"| {name} | {r['description']} | {r['train_seconds'] / 60:.1f} min | "
+              f"{t['0.5']['summary']['macro_f1']:.3f} [{ci[0]:.2f}-{ci[1]:.2f}] | {t['tuned']['summary']['macro_f1']:.3f} | "
+              f"{best['summary']['macro_f1']:.3f} | {best['summary']['macro_accuracy']:.3f} | {low} {recalls[low]:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help=f"experiments to run (default: all): {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--data-root", dest="data_roots", action="append", default=[])
+    parser.add_argument("--table", action="store_true", help="print the table of finished experiments and stop")
+    args = parser.parse_args()
+    summary_path = OUT / "summary.json"
+    results = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if args.table:
+        print_table({n: results[n] for n in EXPERIMENTS if n in results})
+        return
+    if not args.data_roots:
+        parser.error("--data-root is required to run experiments")
+    unknown = set(args.names) - set(EXPERIMENTS)
+    if unknown:
+        parser.error(f"unknown experiment(s): {', '.join(sorted(unknown))}")
+    index = load_index(args.data_roots)
+    for name in args.names or list(EXPERIMENTS):
+        results[name] = run_experiment(name, args.data_roots, index)
+        OUT.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(summary_path, json.dumps(results, indent=2) + "\n")
+        best = results[name]["test"]["tuned-flip"]["summary"]
+        print(f"{name}: test macro-F1 tuned+flip {best['macro_f1']:.3f}, mean accuracy {best['macro_accuracy']:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
