@@ -9,7 +9,7 @@ from celeba_model.errors import ConfigError
 from celeba_model.models import PaperCNN, available_models, count_parameters, create_model, model_spec
 
 
-@pytest.mark.parametrize("arch", ["paper", "no_conv3", "no_conv3_no_fc1"])
+@pytest.mark.parametrize("arch", ["paper", "no_conv3", "no_conv3_no_fc1", "cnn4", "attrnet"])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_each_variant_maps_a_batch_to_one_logit_per_attribute(arch, channels):
     model = create_model(model_spec(arch, channels, 10, 64)).eval()
@@ -60,3 +60,16 @@ def test_registry_builds_by_name_and_validates_options():
         model_spec("paper", 1, 10, 64, {"depth": 3})
     with pytest.raises(ConfigError, match="divisible by 16"):
         create_model(model_spec("paper", 1, 10, 50))
+
+
+def test_baseline_and_our_network_have_the_documented_shape():
+    cnn4 = create_model(model_spec("cnn4", 3, 10, 64))
+    convs = [m for m in cnn4.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 64, 128, 256]
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in cnn4.features) == 4
+    ours = create_model(model_spec("attrnet", 3, 10, 64))
+    assert [c.out_channels for c in ours.features if isinstance(c, torch.nn.Conv2d)] == [32, 64, 128, 256, 384]
+    assert ours.classifier.in_features == 2 * 384  # average and max pooling
+    assert count_parameters(cnn4) == 391_466 and count_parameters(ours) == 1_282_090
+    with pytest.raises(ConfigError, match="divisible by 32"):
+        create_model(model_spec("attrnet", 3, 10, 48))
