@@ -3,6 +3,7 @@
 Layout of a checkpoint file:
 - tensors ``model.<name>``: the model's state dict;
 - tensors ``optim.<param index>.<key>``: optimizer state, only in the ``last`` checkpoint of a run;
+- tensors ``state.<name>``: other training state to resume (the weight average, when used);
 - header metadata ``format``, ``meta`` (JSON: architecture and config, attribute names,
   preprocessing, training config and history, tuned thresholds) and ``tensors_sha256``
   (a digest of every tensor, so a file altered after saving is refused).
@@ -42,6 +43,7 @@ class Checkpoint:
     path: Path
     weights_sha256: str
     optimizer_state: dict | None = None
+    training_state: dict[str, torch.Tensor] | None = None
 
     @property
     def attributes(self) -> list[str]:
@@ -97,6 +99,7 @@ def save_checkpoint(
     model: nn.Module,
     meta: dict,
     optimizer_state: dict | None = None,
+    training_state: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write model weights (and optionally optimizer state) with ``meta`` atomically to ``path``.
 
@@ -112,6 +115,8 @@ def save_checkpoint(
         tensors.update(optim_tensors)
     else:
         meta.pop("optimizer", None)
+    for name, value in (training_state or {}).items():
+        tensors[f"state.{name}"] = value.detach().cpu().contiguous()
     header = {"format": FORMAT, "meta": json.dumps(meta), "tensors_sha256": _digest(tensors)}
     atomic_write_bytes(path, save_safetensors(tensors, metadata=header))
 
@@ -200,10 +205,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", with_o
     if len(meta["attributes"]) != spec.num_outputs:
         raise CheckpointError(f"{path}: {len(meta['attributes'])} attribute names for {spec.num_outputs} outputs")
     model.to(device).eval()
-    optimizer_state = None
+    optimizer_state = training_state = None
     if with_optimizer and "optimizer" in meta:
         optimizer_state = _unflatten_optimizer({k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["optimizer"])
-    return Checkpoint(model=model, meta=meta, path=Path(path), weights_sha256=digest, optimizer_state=optimizer_state)
+        training_state = {k[len("state."):]: v for k, v in tensors.items() if k.startswith("state.")}
+    return Checkpoint(model=model, meta=meta, path=Path(path), weights_sha256=digest, optimizer_state=optimizer_state,
+                      training_state=training_state)
 
 
 def update_checkpoint_meta(path: str | Path, updates: dict) -> None:

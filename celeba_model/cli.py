@@ -115,6 +115,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction,
                    help="random flips, shifts, zoom, brightness/contrast (and saturation for RGB) on each batch "
                    "(default: off)")
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.998 per step); validation and "
+                   "best.safetensors use it (default: off)")
     p.add_argument("--max-train-images", type=int,
                    help="use a seeded subset of at most this many training images (the paper used 60000; default: all)")
     p.add_argument("--patience", type=int,
@@ -165,8 +168,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="artifact folder (default: next to the checkpoint, e.g. runs/NAME/test)")
     p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 1000 on CPU, 4096 on a GPU)")
-    p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=False,
-                   help="average each image's probabilities with those of its mirror image (default: off)")
+    p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average each image's probabilities with those of its mirror image (default: as the "
+                   "checkpoint's metadata says; off for checkpoints that say nothing)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--cache-dir", default=None, help="preprocessed image cache folder (default: as for train)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -26,7 +26,7 @@ class EvalOptions:
 
     split: str = "test"
     batch_size: int | None = None  # None: 1,000 on CPU, 4,096 on a GPU
-    flip_tta: bool = False
+    flip_tta: bool | None = None  # None: as the checkpoint's metadata says (inference.flip_tta), else off
     device: str = "auto"
     cache_dir: str | None = None
     progress: bool = True
@@ -76,10 +76,11 @@ def evaluate_checkpoint(
         raise ConfigError(f"The {options.split} split of {', '.join(index.roots)} has no readable images")
     labels = index.attribute_labels(checkpoint.attributes, rows)
     batch_size = options.batch_size or (4096 if device.type == "cuda" else 1000)
+    flip_tta = options.flip_tta if options.flip_tta is not None else checkpoint.meta.get("inference", {}).get("flip_tta", False)
 
     started = time.perf_counter()
     probabilities = predict_probabilities(
-        model, cache.images, rows, spec, device, batch_size=batch_size, flip_tta=options.flip_tta,
+        model, cache.images, rows, spec, device, batch_size=batch_size, flip_tta=flip_tta,
         progress=options.progress, desc=f"Evaluating {_run_name(checkpoint_path)}", on_batch=on_batch,
     )
     if device.type == "cuda":
@@ -110,7 +111,7 @@ def evaluate_checkpoint(
             "device": str(device),
             "batch_size": batch_size,
         },
-        "flip_tta": options.flip_tta,
+        "flip_tta": bool(flip_tta),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     predictions = Predictions(

@@ -37,6 +37,8 @@ class Predictor:
         self.model = self.checkpoint.model.to(self.device).eval()
         self.spec = self.checkpoint.preprocess
         self.attributes = self.checkpoint.attributes
+        # A checkpoint whose thresholds were tuned on flip-averaged scores asks for flip averaging.
+        self.flip_tta = bool(self.checkpoint.meta.get("inference", {}).get("flip_tta", False))
 
     def thresholds(self) -> np.ndarray:
         """The checkpoint's tuned thresholds, or 0.5 for every attribute when it has none."""
@@ -52,7 +54,10 @@ class Predictor:
         """Predict an RGB image, cropping ``crop_box`` (default: the aligned-CelebA training crop)."""
         box = crop_box or self.spec.crop
         pixels, x = self._input(image, box)
-        probabilities = torch.sigmoid(self.model(x).float())[0].cpu().numpy()
+        probs = torch.sigmoid(self.model(x).float())
+        if self.flip_tta:
+            probs = (probs + torch.sigmoid(self.model(torch.flip(x, dims=[3])).float())) / 2
+        probabilities = probs[0].cpu().numpy()
         crop = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
         return ImagePrediction(crop=crop, probabilities=probabilities, attributes=self.attributes, crop_box=box)
 

@@ -261,3 +261,46 @@ def write_comparison(comparison: dict, folder: str | Path) -> tuple[Path, Path]:
     atomic_write_text(csv_path, pd.DataFrame(comparison["runs"]).to_csv(index=False))
     atomic_write_text(json_path, json.dumps(comparison, indent=2))
     return csv_path, json_path
+
+
+def experiment_rows(results: dict) -> list[dict]:
+    """One row per finished experiment (from runs/experiments/summary.json): what it changed, its
+    training time and its test figures at 0.5, at val-tuned thresholds, and tuned with flip averaging."""
+    rows = []
+    for name, r in results.items():
+        test = r["test"]
+        best = test["tuned-flip"]
+        recalls = {a: v["recall"] for a, v in best["per_attribute"].items()}
+        weakest = min(recalls, key=recalls.get)
+        rows.append({
+            "experiment": name,
+            "what changes": r["description"],
+            "train minutes": r["train_seconds"] / 60,
+            "macro-F1 @0.5": test["0.5"]["summary"]["macro_f1"],
+            "95% CI @0.5": test["0.5"]["macro_f1_ci"],
+            "macro-F1 tuned": test["tuned"]["summary"]["macro_f1"],
+            "macro-F1 tuned+flip": best["summary"]["macro_f1"],
+            "95% CI tuned+flip": best["macro_f1_ci"],
+            "mean accuracy tuned+flip": best["summary"]["macro_accuracy"],
+            "lowest recall tuned+flip": f"{weakest} {recalls[weakest]:.2f}",
+            "F1 tuned+flip": {a: v["f1"] for a, v in best["per_attribute"].items()},
+        })
+    return rows
+
+
+def seed_spread(results: dict, prefix: str = "ablation_") -> list[dict]:
+    """Mean, standard deviation and range over seeds of each architecture's test F (the paper's AVG.)
+    and macro-F1 at 0.5, from experiments named ``{prefix}{arch}_s{seed}``."""
+    by_arch: dict[str, list[dict]] = {}
+    for name, r in results.items():
+        if name.startswith(prefix):
+            by_arch.setdefault(name[len(prefix):].rsplit("_s", 1)[0], []).append(r["test"]["0.5"]["summary"])
+    rows = []
+    for arch, runs in by_arch.items():
+        f = np.array([run["paper_f"] for run in runs])
+        m = np.array([run["macro_f1"] for run in runs])
+        rows.append({"arch": arch, "seeds": len(runs), "F mean": float(f.mean()), "F std": float(f.std(ddof=1)) if len(f) > 1 else 0.0,
+                     "F min": float(f.min()), "F max": float(f.max()), "macro-F1 mean": float(m.mean()),
+                     "macro-F1 std": float(m.std(ddof=1)) if len(m) > 1 else 0.0,
+                     "published F": PAPER_ABLATIONS.get(arch, {}).get("f")})
+    return rows

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -43,7 +44,7 @@ POS_WEIGHT_MODES = ("none", "sqrt", "balanced")
 # Options that define what is trained; a resumed run must keep them.
 LOCKED_ON_RESUME = (
     "arch", "attributes", "epochs", "batch_size", "lr", "weight_decay", "seed", "image_size", "color",
-    "pos_weight", "augment", "max_train_images", "model_config", "split_seed",
+    "pos_weight", "augment", "max_train_images", "model_config", "split_seed", "ema",
 )
 
 
@@ -69,6 +70,9 @@ class TrainConfig:
     color: str = "gray"
     pos_weight: str = "none"
     augment: bool = False
+    # Decay of an exponential moving average of the weights, updated every step; validation and the
+    # saved best checkpoint use the average. None trains without one.
+    ema: float | None = None
     max_train_images: int | None = None
     patience: int | None = None
     model_config: dict = field(default_factory=dict)
@@ -85,6 +89,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ConfigError(f"ema must be between 0 and 1 (for example 0.998), got {self.ema}")
         if self.max_train_images is not None and self.max_train_images < 1:
             raise ConfigError(f"max_train_images must be at least 1, got {self.max_train_images}")
 
@@ -221,6 +227,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     steps_per_epoch = math.ceil(len(data.train_rows) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
     augment_config = AugmentConfig() if config.augment else None
+    # torch's AveragedModel keeps the moving average (weights and batch-norm statistics).
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+           if config.ema is not None else None)
 
     start_epoch, history, best_f1, best_epoch = 1, [], -1.0, 0
     if resume and last_path.is_file():
@@ -234,6 +243,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         history = training["history"]
         start_epoch = training["epoch"] + 1
         best_f1, best_epoch = training["best_val_macro_f1"], training["best_epoch"]
+        if ema is not None:
+            ema.load_state_dict({k[len("ema."):]: v for k, v in (state.training_state or {}).items() if k.startswith("ema.")})
         print(f"Resuming {out} after epoch {training['epoch']} (best val macro-F1 {best_f1:.4f} at epoch {best_epoch})")
     # A run killed after writing a checkpoint but before metrics.jsonl: rewrite it from the checkpoint.
     _write_metrics(out, history)
@@ -288,14 +299,17 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += loss.item() * len(targets)
             seen += len(targets)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (time.perf_counter() - started):,.0f}")
         bar.close()
         train_seconds = time.perf_counter() - started
 
+        evaluated = ema.module if ema is not None else model
         probs = predict_probabilities(
-            model, data.images, data.val_rows, spec, device, batch_size=config.eval_batch_size
+            evaluated, data.images, data.val_rows, spec, device, batch_size=config.eval_batch_size
         )
         val_f1 = f1_scores(val_labels, probs, 0.5)
         macro_f1 = float(val_f1.mean())
@@ -329,8 +343,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         meta = meta_base | {"training": training}
         # best before last: if killed in between, resume re-runs this epoch and rewrites both identically.
         if improved:
-            save_checkpoint(best_path, model, meta)
-        save_checkpoint(last_path, model, meta, optimizer_state=optimizer.state_dict())
+            save_checkpoint(best_path, evaluated, meta)
+        ema_state = {f"ema.{k}": v for k, v in ema.state_dict().items()} if ema is not None else None
+        save_checkpoint(last_path, model, meta, optimizer_state=optimizer.state_dict(), training_state=ema_state)
         _write_metrics(out, history)
         print(
             f"epoch {epoch:3d}/{config.epochs}  loss {record['train_loss']:.4f}  val loss {record['val_loss']:.4f}  "

@@ -158,6 +158,11 @@ class Workspace:
         runs = self.list_runs()
         return runs[0] if runs else None
 
+    def experiments(self) -> dict:
+        """The shipped summary of the real-data experiments (checkpoints/celeba/experiments.json), or {}."""
+        path = self.checkpoints_dir / "celeba" / "experiments.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
     def default_upload_checkpoint(self) -> Path | None:
         """The real-data checkpoint with the best validation macro-F1 (never chosen on test), else the
         demo RGB model, else the first checkpoint found."""

@@ -76,7 +76,7 @@ def _train_command(demo_root, out, cache_dir, epochs=4):
     return [
         sys.executable, "-m", "celeba_model", "train", "--data-root", str(demo_root), "--out", str(out),
         "--cache-dir", str(cache_dir), "--arch", "paper", "--image-size", "32", "--color", "rgb",
-        "--epochs", str(epochs), "--augment", "--pos-weight", "sqrt", "--no-progress",
+        "--epochs", str(epochs), "--augment", "--pos-weight", "sqrt", "--ema", "0.95", "--no-progress",
     ]
 
 
