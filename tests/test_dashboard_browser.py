@@ -67,20 +67,29 @@ def server(dashboard_workspace):
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def browser(server):
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM), headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run"],
         )
-        context = browser.new_context(viewport={"width": 1500, "height": 1100})
-        tab = context.new_page()
-        tab.set_default_timeout(90_000)  # a fresh server's first page load is slow
-        tab.goto(server)
-        yield tab
+        yield browser
         browser.close()
+
+
+def _open_tab(browser, server):
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    tab = context.new_page()
+    tab.set_default_timeout(90_000)  # a fresh server's first page load is slow
+    tab.goto(server)
+    return tab
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return _open_tab(browser, server)
 
 
 HEADINGS = {"Misclassified": "Misclassified examples", "Upload": "Upload an image"}
@@ -118,6 +127,20 @@ def test_thresholds_page_reacts_to_the_global_slider(page):
         "return el && !el.innerText.includes(before); }", arg=[before], timeout=30_000)
     assert float(metric.inner_text()) > float(before)
     _shot(page, "2-thresholds")
+
+
+def _global_threshold(tab) -> float:
+    slider = tab.get_by_test_id("stSlider").filter(has_text="Set every attribute to")
+    return float(slider.get_by_test_id("stSliderThumbValue").inner_text())
+
+
+def test_a_second_browser_session_does_not_see_the_first_ones_thresholds(page, browser, server):
+    assert _global_threshold(page) < 0.5  # moved by the previous test in this session
+    other = _open_tab(browser, server)
+    _go(other, "Thresholds")
+    assert _global_threshold(other) == pytest.approx(0.5)
+    assert _global_threshold(page) < 0.5
+    other.context.close()
 
 
 def test_ablations_page_shows_the_comparison(page):
