@@ -172,3 +172,12 @@ def test_upload_of_an_image_file_gives_a_prediction(page, dashboard_workspace, t
     page.get_by_text("Predicted present").wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
     _shot(page, "5-upload")
+
+
+def test_a_file_over_the_upload_limit_is_refused(page, tmp_path):
+    _go(page, "Upload")
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(b"\xff" * (11 * 1024 * 1024))  # over the 10 MB limit of .streamlit/config.toml
+    page.locator("input[type=file]").set_input_files(str(big))
+    page.get_by_text("or smaller").first.wait_for()  # Streamlit: "File must be 10.0MB or smaller."
+    page.screenshot(path=str(SCREENSHOTS / "6-upload-too-large.png"))
