@@ -24,7 +24,7 @@ from .dataset_index import load_index
 from .demo import make_demo_dataset
 from .errors import ConfigError
 from .evaluate import EvalOptions, evaluate_checkpoint
-from .predictions import ARRAY_FILE, Predictions, find_prediction_runs, load_predictions
+from .predictions import ARRAY_FILE, Predictions, find_prediction_runs, load_predictions, save_predictions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINTS = Path("checkpoints") / "demo"
@@ -221,3 +221,11 @@ def sibling_run(predictions: Predictions, split: str) -> Path | None:
     other = load_predictions(candidate)
     same = other.meta.get("checkpoint", {}).get("weights_sha256") == predictions.meta.get("checkpoint", {}).get("weights_sha256")
     return candidate if same else None
+
+
+def ship_artifact(predictions: Predictions, checkpoint: str, thresholds: dict[str, float], folder: Path) -> None:
+    """Save an evaluation next to a shipped checkpoint, naming it by ``checkpoint`` (a workspace-relative
+    path such as ``checkpoints/celeba/NAME.safetensors``) with the thresholds stored in it."""
+    predictions.meta["checkpoint"]["path"] = checkpoint
+    predictions.meta["checkpoint"]["thresholds"] = thresholds
+    save_predictions(folder, predictions)

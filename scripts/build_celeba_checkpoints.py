@@ -26,11 +26,11 @@ from celeba_model.dataset_index import load_index
 from celeba_model.evaluate import EvalOptions, evaluate_checkpoint
 from celeba_model.fileio import atomic_write_text
 from celeba_model.metrics import attribute_metrics, summarize
-from celeba_model.predictions import load_predictions, save_predictions
+from celeba_model.predictions import load_predictions
 from celeba_model.reports import attribute_report
 from celeba_model.thresholds import save_thresholds_to_checkpoint, tune_run
 from celeba_model.train import TrainConfig, train
-from celeba_model.workspace import REPO_ROOT
+from celeba_model.workspace import REPO_ROOT, ship_artifact
 
 # name -> training options. Paper defaults otherwise: batch 100, no class balancing, no augmentation.
 VARIANTS: dict[str, dict] = {
@@ -51,13 +51,6 @@ def _metrics(predictions, thresholds) -> dict:
             for i, a in enumerate(predictions.attributes)
         },
     }
-
-
-def ship_artifact(predictions, checkpoint: Path, thresholds: dict, folder: Path) -> None:
-    """Copy an evaluation next to the shipped checkpoint, pointing at it by a repo-relative path."""
-    predictions.meta["checkpoint"]["path"] = str(checkpoint.relative_to(REPO_ROOT))
-    predictions.meta["checkpoint"]["thresholds"] = thresholds
-    save_predictions(folder, predictions)
 
 
 def main() -> None:
@@ -97,7 +90,8 @@ def main() -> None:
         shipped = out_dir / f"{name}.safetensors"
         shutil.copyfile(run / "best.safetensors", shipped)
         for split in ("val", "test"):
-            ship_artifact(artifacts[split], shipped, tuned["thresholds"], out_dir / "runs" / name / split)
+            ship_artifact(artifacts[split], str(shipped.relative_to(REPO_ROOT)), tuned["thresholds"],
+                          out_dir / "runs" / name / split)
         test = load_predictions(out_dir / "runs" / name / "test")
         tuned_values = np.array([tuned["thresholds"][a] for a in test.attributes])
         report = attribute_report(test, tuned_values, n_boot=1000)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 from celeba_model.bootstrap import bootstrap_ci
+from celeba_model.checkpoint import update_checkpoint_meta
 from celeba_model.dataset_index import load_index
 from celeba_model.evaluate import EvalOptions, evaluate_checkpoint
 from celeba_model.fileio import atomic_write_text
@@ -28,7 +30,7 @@ from celeba_model.predictions import load_predictions
 from celeba_model.reports import experiment_rows, seed_spread
 from celeba_model.thresholds import tune_run
 from celeba_model.train import TrainConfig, train
-from celeba_model.workspace import REPO_ROOT
+from celeba_model.workspace import REPO_ROOT, ship_artifact
 
 PAPER = {"arch": "paper", "epochs": 30, "patience": 8}
 STRONG = {"color": "rgb", "pos_weight": "sqrt", "augment": True}
@@ -141,16 +143,41 @@ def print_tables(results: dict) -> None:
                   f"{row['F max']:.3f}) | {row['macro-F1 mean']:.3f} ± {row['macro-F1 std']:.3f} | {row['published F']} |")
 
 
+def ship(name: str, as_name: str, results: dict) -> None:
+    """Ship an experiment as checkpoints/celeba/AS_NAME.safetensors: its best weights, with thresholds tuned
+    on val with flip averaging (which the checkpoint then asks for), and its val/test predictions."""
+    run = OUT / name
+    shipped = REPO_ROOT / "checkpoints" / "celeba" / f"{as_name}.safetensors"
+    shutil.copyfile(run / "best.safetensors", shipped)
+    thresholds = results[name]["test"]["tuned-flip"]["thresholds"]
+    update_checkpoint_meta(shipped, {
+        "thresholds": thresholds,
+        "thresholds_info": {"objective": "f1", "target": None, "source": f"runs/experiments/{name}/val-flip", "split": "val"},
+        "inference": {"flip_tta": True},
+    })
+    for split in ("val", "test"):
+        ship_artifact(load_predictions(run / f"{split}-flip"), str(shipped.relative_to(REPO_ROOT)), thresholds,
+                      REPO_ROOT / "checkpoints" / "celeba" / "runs" / as_name / split)
+    atomic_write_text(REPO_ROOT / "checkpoints" / "celeba" / "experiments.json", json.dumps(results, indent=2) + "\n")
+    print(f"Shipped {name} as {shipped}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help=f"experiments to run (default: all): {', '.join(EXPERIMENTS)}")
     parser.add_argument("--data-root", dest="data_roots", action="append", default=[])
     parser.add_argument("--table", action="store_true", help="print the table of finished experiments and stop")
+    parser.add_argument("--ship", nargs=2, metavar=("NAME", "AS"),
+                        help="copy experiment NAME to checkpoints/celeba/AS.safetensors with its predictions, and "
+                        "the summary to checkpoints/celeba/experiments.json")
     args = parser.parse_args()
     summary_path = OUT / "summary.json"
     results = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     if args.table:
         print_tables({n: results[n] for n in EXPERIMENTS if n in results})
+        return
+    if args.ship:
+        ship(*args.ship, results)
         return
     if not args.data_roots:
         parser.error("--data-root is required to run experiments")
