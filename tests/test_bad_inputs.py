@@ -233,3 +233,36 @@ def test_bad_checkpoints_are_refused_by_evaluate(kind, words, checkpoint_files, 
                               "--out", str(tmp_path / "eval"), "--no-progress"])
     assert words in err
     assert not (tmp_path / "eval").exists()
+
+
+# ---- The same data-path failures in the dashboard ------------------------------------------------
+
+@pytest.fixture
+def bad_workspace(dashboard_workspace, tmp_path, monkeypatch):
+    """The shared dashboard workspace with a pickle posing as a checkpoint (removed afterwards)."""
+    bad = dashboard_workspace / "checkpoints" / "zz_pickled.safetensors"
+    torch.save({"weights": torch.zeros(2)}, bad)
+    monkeypatch.setenv("CELEBA_WORKSPACE", str(dashboard_workspace))
+    yield dashboard_workspace
+    bad.unlink()
+
+
+def test_dashboard_reports_a_pickled_checkpoint_and_a_malformed_dataset(bad_workspace, celeba_factory):
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=180).run()
+    upload = at.switch_page("views/upload.py").run()
+    upload.selectbox(key="upload_checkpoint").set_value("checkpoints/zz_pickled.safetensors").run()
+    assert not upload.exception
+    assert any("cannot be used" in e.value and "pickle-based" in e.value for e in upload.error)
+
+    root = celeba_factory(n=8)
+    path = root / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3] + " -1"
+    path.write_text("\n".join(lines) + "\n")
+    before = sorted(p for p in (bad_workspace / "runs").rglob("*") if p.is_file())
+    at.sidebar.text_input(key="data_root").set_value(str(root)).run()
+    at.sidebar.selectbox(key="eval_checkpoint").set_value("checkpoints/demo/paper.safetensors").run()
+    next(b for b in at.sidebar.button if b.label == "Evaluate").click().run()
+    assert not at.exception
+    assert any("list_attr_celeba.txt:4: expected 41 fields" in e.value for e in at.sidebar.error)
+    assert sorted(p for p in (bad_workspace / "runs").rglob("*") if p.is_file()) == before
