@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES
+from .distributed import is_main_process, shutdown
 from .errors import CelebAModelError, ConfigError
 from .models import available_models
 
@@ -148,7 +149,8 @@ def _run_train(args: argparse.Namespace) -> int:
         values = given
     values["progress"] = not args.no_progress
     summary = train(TrainConfig.from_dict(values), resume=args.resume)
-    print(json.dumps(summary, indent=2))
+    if is_main_process():
+        print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -183,6 +185,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     options = EvalOptions(split=args.split, batch_size=args.batch_size, flip_tta=args.flip_tta, device=args.device,
                           cache_dir=args.cache_dir, progress=not args.no_progress)
     for predictions in evaluate_checkpoints(args.checkpoints, args.data_roots, args.out, options):
+        if not is_main_process():
+            continue
         timing = predictions.meta["timing"]
         print(f"{predictions.folder}: {len(predictions):,} images in {timing['seconds']:.1f} s "
               f"({timing['images_per_s']:,.0f} images/s on {timing['device']})")
@@ -320,3 +324,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Expected failures (bad data, bad checkpoint, bad options) get one clear line, no traceback.
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        shutdown()  # under torchrun: leave the process group cleanly

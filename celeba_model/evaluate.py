@@ -15,6 +15,7 @@ from .cache import load_or_build_cache
 from .checkpoint import load_checkpoint
 from .dataset_index import CelebAIndex, load_index
 from .devices import resolve_device
+from .distributed import barrier, init_distributed, main_first, predict_shard
 from .errors import ConfigError
 from .predict import predict_probabilities
 from .predictions import Predictions, save_predictions
@@ -64,12 +65,20 @@ def evaluate_checkpoint(
     options: EvalOptions = EvalOptions(),
     on_batch: Callable[[int, int], None] | None = None,
 ) -> Predictions:
-    """Predict one split with one checkpoint and save the artifact in ``out``."""
+    """Predict one split with one checkpoint and save the artifact in ``out``.
+
+    Under torchrun each rank predicts its share of the split; rank 0 gathers them (in the order a
+    single process would produce) and alone writes the artifact.
+    """
     device = resolve_device(options.device)
+    info = init_distributed(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
     checkpoint = load_checkpoint(checkpoint_path, device=device)
     model = checkpoint.model.to(memory_format=torch.channels_last)
     spec = checkpoint.preprocess
-    cache = load_or_build_cache(index.paths, spec, options.cache_dir, progress=options.progress)
+    progress = options.progress and info.is_main
+    cache = main_first(info, lambda: load_or_build_cache(index.paths, spec, options.cache_dir, progress=progress))
     rows = index.split_indices(options.split)
     rows = rows[cache.valid[rows]]
     if len(rows) == 0:
@@ -79,9 +88,12 @@ def evaluate_checkpoint(
     flip_tta = options.flip_tta if options.flip_tta is not None else checkpoint.meta.get("inference", {}).get("flip_tta", False)
 
     started = time.perf_counter()
-    probabilities = predict_probabilities(
-        model, cache.images, rows, spec, device, batch_size=batch_size, flip_tta=flip_tta,
-        progress=options.progress, desc=f"Evaluating {_run_name(checkpoint_path)}", on_batch=on_batch,
+    probabilities = predict_shard(
+        lambda mine: predict_probabilities(
+            model, cache.images, mine, spec, device, batch_size=batch_size, flip_tta=flip_tta,
+            progress=progress, desc=f"Evaluating {_run_name(checkpoint_path)}", on_batch=on_batch,
+        ),
+        rows, info, len(checkpoint.attributes),
     )
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -110,6 +122,7 @@ def evaluate_checkpoint(
             "images_per_s": len(rows) / seconds if seconds > 0 else None,
             "device": str(device),
             "batch_size": batch_size,
+            "processes": info.world_size,
         },
         "flip_tta": bool(flip_tta),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -123,7 +136,9 @@ def evaluate_checkpoint(
         meta=meta,
         folder=Path(out),
     )
-    save_predictions(out, predictions)
+    if info.is_main:
+        save_predictions(out, predictions)
+    barrier(info)  # the artifact is on disk before any rank moves on
     return predictions
 
 

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from .attributes import PAPER_ATTRIBUTES, resolve_attributes
@@ -34,6 +35,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .fileio import atomic_write_text
 from .dataset_index import CelebAIndex, load_index
 from .devices import autocast, resolve_device
+from .distributed import DistInfo, barrier, init_distributed, main_first, mean_over_ranks, predict_shard
 from .errors import CelebAModelError, ConfigError
 from .metrics import f1_scores
 from .models import count_parameters, create_model, model_spec
@@ -125,9 +127,10 @@ class CachedBatches(Dataset):
         return torch.from_numpy(np.ascontiguousarray(self._images[order])), torch.from_numpy(self.labels[order])
 
 
-def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
-    """A distinct, reproducible seed for each (run seed, epoch, random stream)."""
-    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+def epoch_seed(seed: int, epoch: int, stream: int = 0, rank: int = 0) -> int:
+    """A distinct, reproducible seed for each (run seed, epoch, random stream, process rank)."""
+    key = [seed, epoch, stream] + ([rank] if rank else [])  # rank 0 keeps the single-process seeds
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 def compute_pos_weight(labels: np.ndarray, mode: str) -> np.ndarray | None:
@@ -157,10 +160,12 @@ class RunData:
     val_rows: np.ndarray
 
 
-def prepare_data(config: TrainConfig, spec: PreprocessSpec) -> RunData:
+def prepare_data(config: TrainConfig, spec: PreprocessSpec, info: DistInfo = DistInfo()) -> RunData:
     """Index the data roots, build or reuse the image cache, and pick the train and val rows."""
     index = load_index(config.data_roots, split_seed=config.split_seed)
-    cache = load_or_build_cache(index.paths, spec, config.cache_dir, progress=config.progress)
+    # Under torchrun, rank 0 builds the cache while the others wait, then they map the same file.
+    cache = main_first(info, lambda: load_or_build_cache(index.paths, spec, config.cache_dir,
+                                                         progress=config.progress and info.is_main))
     labels = index.attribute_labels(config.attributes)
     train_rows = index.split_indices("train")
     val_rows = index.split_indices("val")
@@ -194,6 +199,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     """Train (or resume) a run; returns a summary with the best epoch and its validation macro-F1."""
     out = Path(config.out)
     last_path, best_path = out / "last.safetensors", out / "best.safetensors"
+    device = resolve_device(config.device)
+    info = init_distributed(device.type)  # one process unless started by torchrun
+    if device.type == "cuda":
+        if info.enabled:
+            device = torch.device("cuda", info.local_rank)
+        torch.backends.cudnn.benchmark = True
+    say = print if info.is_main else (lambda *args, **kwargs: None)
     if resume:
         if not (out / "config.json").is_file():
             raise TrainingError(f"Nothing to resume in {out}: it has no config.json from an earlier run")
@@ -203,15 +215,14 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             f"{out} already holds a training run. Pass --resume to continue it, or choose another --out "
             "(nothing was changed)"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=2))
+    barrier(info)  # every rank has checked the folder before rank 0 writes into it
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=2))
 
-    device = resolve_device(config.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     spec = PreprocessSpec(image_size=config.image_size, color=config.color)
-    data = prepare_data(config, spec)
+    data = prepare_data(config, spec, info)
     attributes = config.attributes
     train_labels = data.labels[data.train_rows]
     val_labels = data.labels[data.val_rows]
@@ -224,7 +235,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         pos_weight=None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32, device=device)
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(data.train_rows) / config.batch_size)
+    # Under torchrun every rank takes batch_size images per step (as in torchvision's references).
+    steps_per_epoch = math.ceil(len(data.train_rows) / (config.batch_size * info.world_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
     augment_config = AugmentConfig() if config.augment else None
     # torch's AveragedModel keeps the moving average (weights and batch-norm statistics).
@@ -245,14 +257,19 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         best_f1, best_epoch = training["best_val_macro_f1"], training["best_epoch"]
         if ema is not None:
             ema.load_state_dict({k[len("ema."):]: v for k, v in (state.training_state or {}).items() if k.startswith("ema.")})
-        print(f"Resuming {out} after epoch {training['epoch']} (best val macro-F1 {best_f1:.4f} at epoch {best_epoch})")
+        say(f"Resuming {out} after epoch {training['epoch']} (best val macro-F1 {best_f1:.4f} at epoch {best_epoch})")
     # A run killed after writing a checkpoint but before metrics.jsonl: rewrite it from the checkpoint.
-    _write_metrics(out, history)
+    if info.is_main:
+        _write_metrics(out, history)
+    network = model  # what the loop trains: the model itself, or its DistributedDataParallel wrapper
+    if info.enabled:
+        network = DistributedDataParallel(model, device_ids=[info.local_rank] if device.type == "cuda" else None)
 
-    print(
+    say(
         f"Training {config.arch} ({count_parameters(model):,} parameters) on {device}: "
         f"{len(data.train_rows):,} train / {len(data.val_rows):,} val images, "
         f"{spec.image_size}x{spec.image_size} {spec.color}, {len(attributes)} attributes"
+        + (f", {info.world_size} processes" if info.enabled else "")
     )
     dataset = CachedBatches(data.array_path, data.labels.astype(np.float32))
     meta_base = {
@@ -267,11 +284,17 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         if config.patience is not None and epochs_without_gain >= config.patience:
             stopped_early = True
             break
-        torch.manual_seed(epoch_seed(config.seed, epoch, 0))  # dropout
-        order = np.random.default_rng(epoch_seed(config.seed, epoch, 1)).permutation(data.train_rows)
+        torch.manual_seed(epoch_seed(config.seed, epoch, 0, info.rank))  # dropout
+        if info.enabled:
+            # PyTorch's DistributedSampler: one shuffle shared by all ranks, split into equal shards.
+            sampler = DistributedSampler(range(len(data.train_rows)), num_replicas=info.world_size, rank=info.rank,
+                                         shuffle=True, seed=epoch_seed(config.seed, epoch, 1) % 2**31)
+            order = data.train_rows[np.fromiter(iter(sampler), dtype=np.int64)]
+        else:
+            order = np.random.default_rng(epoch_seed(config.seed, epoch, 1)).permutation(data.train_rows)
         batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
         aug_generator = torch.Generator(device=device)
-        aug_generator.manual_seed(epoch_seed(config.seed, epoch, 2))
+        aug_generator.manual_seed(epoch_seed(config.seed, epoch, 2, info.rank))
         loader = DataLoader(
             dataset,
             sampler=batches,
@@ -281,10 +304,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             persistent_workers=False,
         )
 
-        model.train()
+        network.train()
         started = time.perf_counter()
         loss_sum, seen = 0.0, 0
-        bar = tqdm(loader, desc=f"Epoch {epoch}/{config.epochs}", unit="batch", disable=not config.progress, leave=False)
+        bar = tqdm(loader, desc=f"Epoch {epoch}/{config.epochs}", unit="batch", disable=not (config.progress and info.is_main),
+                   leave=False)
         for images, targets in bar:
             images = images.to(device, non_blocking=True)
             targets = targets.to(device, non_blocking=True)
@@ -293,7 +317,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                 x = augment_batch(x, augment_config, aug_generator)
             x = normalise(x, spec)
             with autocast(device):
-                logits = model(x)
+                logits = network(x)
             loss = criterion(logits.float(), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -306,22 +330,26 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (time.perf_counter() - started):,.0f}")
         bar.close()
         train_seconds = time.perf_counter() - started
+        train_loss = mean_over_ranks(loss_sum, seen, info)
 
         evaluated = ema.module if ema is not None else model
-        probs = predict_probabilities(
-            evaluated, data.images, data.val_rows, spec, device, batch_size=config.eval_batch_size
+        # Each rank predicts its share of the validation images; gathered in rank order they are
+        # exactly the single-process predictions.
+        probs = predict_shard(
+            lambda rows: predict_probabilities(evaluated, data.images, rows, spec, device, batch_size=config.eval_batch_size),
+            data.val_rows, info, len(attributes),
         )
         val_f1 = f1_scores(val_labels, probs, 0.5)
         macro_f1 = float(val_f1.mean())
         record = {
             "epoch": epoch,
-            "train_loss": loss_sum / seen,
+            "train_loss": train_loss,
             "val_loss": _binary_cross_entropy(val_labels, probs),
             "val_macro_f1": macro_f1,
             "val_f1": {a: float(f) for a, f in zip(attributes, val_f1)},
             "lr": optimizer.param_groups[0]["lr"],
             "train_seconds": train_seconds,
-            "train_images_per_s": seen / train_seconds,
+            "train_images_per_s": seen * info.world_size / train_seconds,
         }
         history.append(record)
         improved = macro_f1 > best_f1
@@ -342,12 +370,14 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         }
         meta = meta_base | {"training": training}
         # best before last: if killed in between, resume re-runs this epoch and rewrites both identically.
-        if improved:
-            save_checkpoint(best_path, evaluated, meta)
-        ema_state = {f"ema.{k}": v for k, v in ema.state_dict().items()} if ema is not None else None
-        save_checkpoint(last_path, model, meta, optimizer_state=optimizer.state_dict(), training_state=ema_state)
-        _write_metrics(out, history)
-        print(
+        if info.is_main:
+            if improved:
+                save_checkpoint(best_path, evaluated, meta)
+            ema_state = {f"ema.{k}": v for k, v in ema.state_dict().items()} if ema is not None else None
+            save_checkpoint(last_path, model, meta, optimizer_state=optimizer.state_dict(), training_state=ema_state)
+            _write_metrics(out, history)
+        barrier(info)
+        say(
             f"epoch {epoch:3d}/{config.epochs}  loss {record['train_loss']:.4f}  val loss {record['val_loss']:.4f}  "
             f"val macro-F1 {macro_f1:.4f}{'  *best*' if improved else ''}  "
             f"{train_seconds:.1f} s ({record['train_images_per_s']:,.0f} img/s)",
@@ -355,7 +385,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         )
 
     if stopped_early:
-        print(f"Stopped early: no gain in validation macro-F1 for {config.patience} epochs")
+        say(f"Stopped early: no gain in validation macro-F1 for {config.patience} epochs")
     return {
         "out": str(out),
         "best_epoch": best_epoch,
