@@ -86,7 +86,7 @@ if experiments:
                "real test images; thresholds tuned on val. Each run is also in runs/experiments/ when rebuilt here.")
     rows = experiment_rows({n: r for n, r in experiments.items() if not n.startswith("ablation_")})
     table = pd.DataFrame([{k: v for k, v in row.items() if k != "F1 tuned+flip"} for row in rows])
-    for key in ("95% CI @0.5", "95% CI tuned+flip"):
+    for key in [k for k in table.columns if "CI" in k]:
         table[key] = table[key].map(lambda ci: f"{ci[0]:.3f}-{ci[1]:.3f}")
     st.dataframe(table.style.format(precision=3), hide_index=True, key="experiments_table")
     per_attribute = pd.DataFrame({row["experiment"]: row["F1 tuned+flip"] for row in rows})
