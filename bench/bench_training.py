@@ -1,0 +1,151 @@
+"""Training throughput: our cached pipeline against the naive one and against pure compute.
+
+    python bench/bench_training.py --data-root data/demo [--arch cnn4] [--steps 30] [--workers 2]
+
+Three ways to run the same training steps (same model, loss, optimizer, batch size, augmentation):
+
+- naive: what a user writes first, a Dataset that opens, decodes, crops and resizes each JPEG with
+  PIL every epoch, through a DataLoader with worker processes;
+- ours: batches read from the memory-mapped uint8 cache, augmented as whole tensors (train.py's path);
+- compute only: the same batches already in memory as tensors, so only the model's work remains.
+
+Prints images/s for each and the data overhead of the two pipelines over pure compute, then a
+second table trying channels_last, torch.compile and thread settings on pure compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from celeba_model.attributes import PAPER_ATTRIBUTES
+from celeba_model.augment import AugmentConfig, augment_batch
+from celeba_model.cache import load_or_build_cache
+from celeba_model.dataset_index import load_index
+from celeba_model.images import open_image
+from celeba_model.models import create_model, model_spec
+from celeba_model.preprocess import PreprocessSpec, image_to_array, normalise, to_unit_float
+from celeba_model.train import CachedBatches
+
+
+class NaiveImages(Dataset):
+    """Decode, crop and resize every image on every access, as a first attempt would."""
+
+    def __init__(self, paths, labels, spec: PreprocessSpec) -> None:
+        self.paths, self.labels, self.spec = paths, labels, spec
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        pixels = image_to_array(open_image(self.paths[i]), self.spec)
+        return torch.from_numpy(pixels), torch.from_numpy(self.labels[i])
+
+
+def _step_fn(model: nn.Module, spec: PreprocessSpec, augment: bool):
+    criterion = nn.BCEWithLogitsLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+
+    def step(images: torch.Tensor, targets: torch.Tensor, prepared: bool = False) -> None:
+        x = images if prepared else to_unit_float(images)
+        if augment and not prepared:
+            x = augment_batch(x, AugmentConfig(), generator)
+        if not prepared:
+            x = normalise(x, spec)
+        loss = criterion(model(x), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def _time(batches, step, steps: int, prepared: bool = False) -> float:
+    iterator = iter(batches)
+    step(*next(iterator), prepared=prepared)  # warm-up
+    started, seen = time.perf_counter(), 0
+    for _ in range(steps):
+        images, targets = next(iterator)
+        step(images, targets, prepared=prepared)
+        seen += len(targets)
+    return seen / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", dest="data_roots", action="append", required=True)
+    parser.add_argument("--arch", default="cnn4")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    spec = PreprocessSpec(image_size=64, color="rgb")
+    index = load_index(args.data_roots)
+    rows = index.split_indices("train")
+    labels = index.attribute_labels(PAPER_ATTRIBUTES).astype(np.float32)
+    cache = load_or_build_cache(index.paths, spec, progress=False)
+    rng = np.random.default_rng(0)
+    need = (args.steps + 1) * args.batch_size
+    order = rng.permutation(rows)[:need]
+    batches = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+    print(f"{args.arch}, 64x64 RGB, batch {args.batch_size}, {args.steps} steps, {torch.get_num_threads()} threads, "
+          f"{args.workers} DataLoader workers for the naive pipeline")
+
+    def fresh_step():
+        torch.manual_seed(0)
+        model = create_model(model_spec(args.arch, 3, len(PAPER_ATTRIBUTES), 64)).to(memory_format=torch.channels_last)
+        return _step_fn(model.train(), spec, augment=True)
+
+    naive_set = NaiveImages([index.paths[i] for i in order], labels[order], spec)
+    naive = DataLoader(naive_set, batch_size=args.batch_size, num_workers=args.workers, persistent_workers=False)
+    naive_ips = _time(naive, fresh_step(), args.steps)
+    ours = DataLoader(CachedBatches(cache.folder / "images.npy", labels), sampler=batches, batch_size=None)
+    ours_ips = _time(ours, fresh_step(), args.steps)
+    generator = torch.Generator().manual_seed(0)
+    prepared = [(normalise(augment_batch(to_unit_float(torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(b)]))),
+                                         AugmentConfig(), generator), spec), torch.from_numpy(labels[np.sort(b)]))
+                for b in batches]
+    compute_ips = _time(prepared, fresh_step(), args.steps, prepared=True)
+    print(f"naive (PIL per image, DataLoader)  {naive_ips:8,.0f} img/s   overhead over compute {100 * (compute_ips / naive_ips - 1):+6.1f}%")
+    print(f"ours (uint8 cache, batch augment)   {ours_ips:8,.0f} img/s   overhead over compute {100 * (compute_ips / ours_ips - 1):+6.1f}%")
+    print(f"compute only (tensors in memory)    {compute_ips:8,.0f} img/s")
+    print(f"ours / naive: {ours_ips / naive_ips:.2f}x")
+
+    print("\nPure compute variants:")
+    for label, channels_last, compile_model, threads in (
+        ("contiguous (NCHW)", False, False, None),
+        ("channels_last (default)", True, False, None),
+        ("channels_last, 1 thread", True, False, 1),
+        ("channels_last + torch.compile", True, True, None),
+    ):
+        previous = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        model = create_model(model_spec(args.arch, 3, len(PAPER_ATTRIBUTES), 64))
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if compile_model:
+            try:
+                model = torch.compile(model)
+            except Exception as err:  # noqa: BLE001 - report and go on
+                print(f"{label:<32} unavailable: {err}")
+                continue
+        batches_in = [(x if channels_last else x.contiguous(), y) for x, y in prepared]
+        try:
+            ips = _time(batches_in, _step_fn(model.train(), spec, augment=False), args.steps, prepared=True)
+            print(f"{label:<32} {ips:8,.0f} img/s")
+        except Exception as err:  # noqa: BLE001
+            print(f"{label:<32} failed: {type(err).__name__}: {str(err)[:200]}")
+        torch.set_num_threads(previous)
+
+
+if __name__ == "__main__":
+    main()
