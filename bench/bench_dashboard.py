@@ -1,0 +1,95 @@
+"""Dashboard latency in a real browser: cold start, page switches, a slider move.
+
+    python bench/bench_dashboard.py [--warm]
+
+Copies the shipped checkpoints into a fresh temporary workspace (as a new clone has: no demo data,
+no runs), starts `streamlit run dashboard/app.py` there and drives Debian's /usr/bin/chromium with
+Playwright. Prints the time from starting the server to the first rendered page with numbers (this
+includes generating the demo and evaluating the demo checkpoints; --warm prepares them first), then
+the time of each page switch and of a threshold-slider move until the metrics show the new value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+HEADINGS = {"Overview": "Overview", "Thresholds": "Thresholds", "Ablations": "Ablations",
+            "Misclassified": "Misclassified examples", "Upload": "Upload an image"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--warm", action="store_true", help="prepare the demo before starting the clock")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        workspace = Path(folder)
+        shutil.copytree(REPO / "checkpoints", workspace / "checkpoints")
+        if args.warm:
+            from celeba_model.workspace import Workspace
+
+            Workspace(workspace).ensure_demo()
+        port = _free_port()
+        env = {**os.environ, "CELEBA_WORKSPACE": str(workspace)}
+        started = time.perf_counter()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
+             "--server.headless", "true"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+                page = browser.new_page(viewport={"width": 1500, "height": 1100})
+                page.set_default_timeout(300_000)
+                page.goto(url)
+                page.get_by_text("Macro precision").first.wait_for()
+                print(f"{'warm' if args.warm else 'cold'} start to the first page with numbers: "
+                      f"{time.perf_counter() - started:.1f} s")
+                for title in ("Thresholds", "Ablations", "Misclassified", "Upload", "Overview", "Thresholds"):
+                    t0 = time.perf_counter()
+                    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+                    page.get_by_role("heading", name=HEADINGS[title], exact=True).wait_for()
+                    page.wait_for_load_state("networkidle")
+                    print(f"switch to {title:<14} {time.perf_counter() - t0:.2f} s")
+                metric = page.get_by_test_id("stMetric").filter(has_text="Macro recall").get_by_test_id("stMetricValue")
+                before = metric.inner_text()
+                slider = page.get_by_test_id("stSlider").filter(has_text="Set every attribute to").get_by_role("slider")
+                slider.focus()
+                t0 = time.perf_counter()
+                page.keyboard.press("Home")  # to 0: the metrics must change
+                page.wait_for_function(
+                    "([before]) => { const el = [...document.querySelectorAll('[data-testid=stMetric]')]"
+                    ".find(e => e.innerText.includes('Macro recall')); return el && !el.innerText.includes(before); }",
+                    arg=[before])
+                print(f"slider move to new metrics  {time.perf_counter() - t0:.2f} s (target < 1 s)")
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    main()
