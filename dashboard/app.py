@@ -73,11 +73,10 @@ def _sidebar() -> None:
 
 def _evaluate_form() -> None:
     workspace = ui.workspace()
-    checkpoints = workspace.list_checkpoints()
-    if not checkpoints:
+    names = ui.checkpoint_choices()
+    if not names:
         st.caption("No checkpoints found under checkpoints/ or runs/.")
         return
-    names = {str(c.relative_to(workspace.root)) if c.is_relative_to(workspace.root) else str(c): c for c in checkpoints}
     chosen = st.selectbox("Checkpoint", list(names), key="eval_checkpoint")
     split = st.selectbox("Split", ["test", "val", "train", "all"], key="eval_split")
     root = ui.data_root()

@@ -87,6 +87,12 @@ def face_detector() -> FaceDetector:
     return FaceDetector()
 
 
+def checkpoint_choices() -> dict[str, Path]:
+    """Every checkpoint of the workspace, by its path relative to the workspace (for selectors)."""
+    root = workspace().root
+    return {str(c.relative_to(root)) if c.is_relative_to(root) else str(c): c for c in workspace().list_checkpoints()}
+
+
 def run_label(folder: Path) -> str:
     """A run folder as shown in selectors and legends."""
     return workspace().run_label(folder)

@@ -14,11 +14,10 @@ from celeba_model.photo import WHOLE_IMAGE, predict_photo
 
 st.title("Upload an image")
 workspace = ui.workspace()
-checkpoints = workspace.list_checkpoints()
-if not checkpoints:
+names = ui.checkpoint_choices()
+if not names:
     st.error("No checkpoints found under checkpoints/ or runs/.")
     st.stop()
-names = {str(c.relative_to(workspace.root)) if c.is_relative_to(workspace.root) else str(c): c for c in checkpoints}
 default = workspace.default_upload_checkpoint()
 preferred = next((i for i, path in enumerate(names.values()) if path == default), 0)
 choice = st.selectbox("Model", list(names), index=preferred, key="upload_checkpoint",
