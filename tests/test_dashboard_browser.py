@@ -153,7 +153,7 @@ def test_ablations_page_shows_the_comparison(page):
 def test_misclassified_page_shows_face_crops(page):
     _go(page, "Misclassified")
     # The shipped real-data run opens by default; its images are not in this workspace.
-    page.get_by_text("not on this machine").wait_for()
+    page.get_by_text("image(s) are not on this machine").wait_for()
     run = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run")
     run.click()
     page.keyboard.type("demo/paper/test")
