@@ -127,6 +127,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help='architecture options as JSON, e.g. \'{"fc_hidden": 256}\'')
     p.add_argument("--workers", type=int, help=f"DataLoader worker processes; 0 reads in the main process (default: {d.workers})")
     p.add_argument("--device", help=f"auto, cpu, cuda or cuda:N (default: {d.device})")
+    p.add_argument("--data-on-device", choices=["auto", "yes", "no"],
+                   help="hold the whole image cache on the training device; auto does so on a GPU with room "
+                   f"for it, where it removes the host from the training loop (default: {d.data_on_device})")
     p.add_argument("--cache-dir", help="folder for the preprocessed image cache (default: $CELEBA_MODEL_CACHE or "
                    "~/.cache/celeba_model)")
     p.add_argument("--resume", action="store_true", default=False,

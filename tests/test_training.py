@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from celeba_model.checkpoint import load_checkpoint
 from celeba_model.dataset_index import load_index
+from celeba_model.errors import ConfigError
 from celeba_model.train import TrainConfig, TrainingError, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,3 +120,21 @@ def test_run_killed_mid_training_resumes_to_the_same_result(demo_root, tmp_path)
     strip = lambda path: [{k: v for k, v in json.loads(l).items() if "seconds" not in k and "per_s" not in k}  # noqa: E731
                           for l in path.read_text().splitlines()]
     assert strip(killed / "metrics.jsonl") == strip(tmp_path / "full" / "metrics.jsonl")
+
+
+def test_cache_held_on_the_device_trains_exactly_like_the_memory_map(demo_root, tmp_path):
+    # The GPU path (whole cache resident on the device) must not change what is learned; on this
+    # CPU "yes" holds it as one in-memory tensor, which exercises the same code.
+    common = dict(epochs=1, arch="no_conv3_no_fc1", augment=True, pos_weight="sqrt", max_train_images=300)
+    train(_config(demo_root, tmp_path / "mapped", tmp_path / "cache", data_on_device="no", **common))
+    train(_config(demo_root, tmp_path / "resident", tmp_path / "cache", data_on_device="yes", **common))
+    mapped = load_file(tmp_path / "mapped" / "last.safetensors")
+    resident = load_file(tmp_path / "resident" / "last.safetensors")
+    assert mapped.keys() == resident.keys()
+    for name in mapped:
+        assert torch.equal(mapped[name], resident[name]), name
+
+
+def test_unknown_data_on_device_mode_is_refused(demo_root, tmp_path):
+    with pytest.raises(ConfigError, match="data_on_device must be one of"):
+        _config(demo_root, tmp_path / "run", tmp_path / "cache", data_on_device="always")
