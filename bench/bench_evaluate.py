@@ -1,6 +1,6 @@
 """Evaluation throughput: images/s of batched inference from the uint8 cache, per model and device.
 
-    python bench/bench_evaluate.py [--images 5000] [--device auto] [--batch-size N]
+    python bench/bench_evaluate.py [--images 5000] [--device auto] [--batch-size N] [--arch paper cnn4 ...]
 
 Prints, per architecture and colour, the images/s of `predict_probabilities` (the evaluate
 command's inner loop: uint8 cache rows -> normalised tensors -> model -> sigmoid) and of the
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--arch", nargs="+", default=["paper", "no_conv3", "no_conv3_no_fc1", "cnn4", "attrnet"])
     args = parser.parse_args()
     device = resolve_device(args.device)
     batch = args.batch_size or (4096 if device.type == "cuda" else 1000)
@@ -44,7 +45,7 @@ def main() -> None:
         spec = PreprocessSpec(image_size=64, color=color)
         images = rng.integers(0, 256, size=(args.images, 64, 64, spec.channels), dtype=np.uint8)
         rows = np.arange(args.images)
-        for arch in ("paper", "no_conv3", "no_conv3_no_fc1"):
+        for arch in args.arch:
             model = create_model(model_spec(arch, spec.channels, 10, 64)).to(device).eval()
             model = model.to(memory_format=torch.channels_last)
             predict_probabilities(model, images, rows[:batch], spec, device, batch_size=batch)  # warm-up

@@ -1,13 +1,17 @@
 """Training throughput: our cached pipeline against the naive one and against pure compute.
 
-    python bench/bench_training.py --data-root data/demo [--arch cnn4] [--steps 30] [--workers 2]
+    python bench/bench_training.py --data-root data/demo [--arch cnn4] [--steps 30] [--workers 2] [--device cuda]
 
 Three ways to run the same training steps (same model, loss, optimizer, batch size, augmentation):
 
 - naive: what a user writes first, a Dataset that opens, decodes, crops and resizes each JPEG with
   PIL every epoch, through a DataLoader with worker processes;
-- ours: batches read from the memory-mapped uint8 cache, augmented as whole tensors (train.py's path);
-- compute only: the same batches already in memory as tensors, so only the model's work remains.
+- ours: train.py's path. On CPU, batches read from the memory-mapped uint8 cache; on a GPU, the
+  whole cache held in device memory (ResidentBatches). Either way augmented as whole tensors on
+  the training device, with bfloat16 autocast on a GPU;
+- compute only: the same batches already prepared on the device, so only the model's work remains.
+
+Also prints the time one full-CelebA-sized epoch (162,770 images) takes at each rate.
 
 Prints images/s for each and the data overhead of the two pipelines over pure compute, then a
 second table trying channels_last, torch.compile and thread settings on pure compute.
@@ -28,10 +32,13 @@ from celeba_model.attributes import PAPER_ATTRIBUTES
 from celeba_model.augment import AugmentConfig, augment_batch
 from celeba_model.cache import load_or_build_cache
 from celeba_model.dataset_index import load_index
+from celeba_model.devices import autocast, resolve_device
 from celeba_model.images import open_image
 from celeba_model.models import create_model, model_spec
 from celeba_model.preprocess import PreprocessSpec, image_to_array, normalise, to_unit_float
-from celeba_model.train import CachedBatches
+from celeba_model.train import CachedBatches, ResidentBatches
+
+FULL_CELEBA_TRAIN = 162_770
 
 
 class NaiveImages(Dataset):
@@ -48,18 +55,22 @@ class NaiveImages(Dataset):
         return torch.from_numpy(pixels), torch.from_numpy(self.labels[i])
 
 
-def _step_fn(model: nn.Module, spec: PreprocessSpec, augment: bool):
+def _step_fn(model: nn.Module, spec: PreprocessSpec, augment: bool, device: torch.device):
     criterion = nn.BCEWithLogitsLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator(device=device).manual_seed(0)
 
     def step(images: torch.Tensor, targets: torch.Tensor, prepared: bool = False) -> None:
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
         x = images if prepared else to_unit_float(images)
         if augment and not prepared:
             x = augment_batch(x, AugmentConfig(), generator)
         if not prepared:
             x = normalise(x, spec)
-        loss = criterion(model(x), targets)
+        with autocast(device):
+            logits = model(x)
+        loss = criterion(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -67,15 +78,27 @@ def _step_fn(model: nn.Module, spec: PreprocessSpec, augment: bool):
     return step
 
 
-def _time(batches, step, steps: int, prepared: bool = False) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # GPU work is asynchronous: time what has finished
+
+
+def _time(batches, step, steps: int, device: torch.device, prepared: bool = False) -> float:
     iterator = iter(batches)
-    step(*next(iterator), prepared=prepared)  # warm-up
+    for _ in range(3):  # warm-up: cuDNN autotuning, allocator, worker start
+        step(*next(iterator), prepared=prepared)
+    _sync(device)
     started, seen = time.perf_counter(), 0
     for _ in range(steps):
         images, targets = next(iterator)
         step(images, targets, prepared=prepared)
         seen += len(targets)
+    _sync(device)
     return seen / (time.perf_counter() - started)
+
+
+def _epoch(images_per_s: float) -> str:
+    return f"{FULL_CELEBA_TRAIN / images_per_s / 60:6.1f} min per full-CelebA epoch"
 
 
 def main() -> None:
@@ -85,37 +108,51 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     spec = PreprocessSpec(image_size=64, color="rgb")
     index = load_index(args.data_roots)
     rows = index.split_indices("train")
     labels = index.attribute_labels(PAPER_ATTRIBUTES).astype(np.float32)
     cache = load_or_build_cache(index.paths, spec, progress=False)
     rng = np.random.default_rng(0)
-    need = (args.steps + 1) * args.batch_size
-    order = rng.permutation(rows)[:need]
+    need = (args.steps + 3) * args.batch_size
+    # A subset smaller than the run is tiled, as an epoch over a bigger dataset would be.
+    order = rng.permutation(np.resize(rows, max(need, len(rows))))[:need]
     batches = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
-    print(f"{args.arch}, 64x64 RGB, batch {args.batch_size}, {args.steps} steps, {torch.get_num_threads()} threads, "
-          f"{args.workers} DataLoader workers for the naive pipeline")
+    print(f"{args.arch}, 64x64 RGB, batch {args.batch_size}, {args.steps} steps on {device}, "
+          f"{torch.get_num_threads()} threads, {args.workers} DataLoader workers for the naive pipeline")
 
     def fresh_step():
         torch.manual_seed(0)
-        model = create_model(model_spec(args.arch, 3, len(PAPER_ATTRIBUTES), 64)).to(memory_format=torch.channels_last)
-        return _step_fn(model.train(), spec, augment=True)
+        model = create_model(model_spec(args.arch, 3, len(PAPER_ATTRIBUTES), 64)).to(device)
+        return _step_fn(model.to(memory_format=torch.channels_last).train(), spec, True, device)
 
     naive_set = NaiveImages([index.paths[i] for i in order], labels[order], spec)
-    naive = DataLoader(naive_set, batch_size=args.batch_size, num_workers=args.workers, persistent_workers=False)
-    naive_ips = _time(naive, fresh_step(), args.steps)
-    ours = DataLoader(CachedBatches(cache.folder / "images.npy", labels), sampler=batches, batch_size=None)
-    ours_ips = _time(ours, fresh_step(), args.steps)
-    generator = torch.Generator().manual_seed(0)
-    prepared = [(normalise(augment_batch(to_unit_float(torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(b)]))),
-                                         AugmentConfig(), generator), spec), torch.from_numpy(labels[np.sort(b)]))
-                for b in batches]
-    compute_ips = _time(prepared, fresh_step(), args.steps, prepared=True)
-    print(f"naive (PIL per image, DataLoader)  {naive_ips:8,.0f} img/s   overhead over compute {100 * (compute_ips / naive_ips - 1):+6.1f}%")
-    print(f"ours (uint8 cache, batch augment)   {ours_ips:8,.0f} img/s   overhead over compute {100 * (compute_ips / ours_ips - 1):+6.1f}%")
-    print(f"compute only (tensors in memory)    {compute_ips:8,.0f} img/s")
+    naive = DataLoader(naive_set, batch_size=args.batch_size, num_workers=args.workers, persistent_workers=False,
+                       pin_memory=device.type == "cuda")
+    naive_ips = _time(naive, fresh_step(), args.steps, device)
+    if device.type == "cuda":
+        source = ResidentBatches(cache.images, labels, device)
+        ours = (source[b] for b in batches)
+    else:
+        ours = DataLoader(CachedBatches(cache.folder / "images.npy", labels), sampler=batches, batch_size=None)
+    ours_ips = _time(ours, fresh_step(), args.steps, device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    prepared = []
+    for b in batches:
+        x = to_unit_float(torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(b)])).to(device))
+        prepared.append((normalise(augment_batch(x, AugmentConfig(), generator), spec),
+                         torch.from_numpy(labels[np.sort(b)]).to(device)))
+    compute_ips = _time(prepared, fresh_step(), args.steps, device, prepared=True)
+    print(f"naive (PIL per image, DataLoader)  {naive_ips:9,.0f} img/s   overhead over compute "
+          f"{100 * (compute_ips / naive_ips - 1):+7.1f}%   {_epoch(naive_ips)}")
+    print(f"ours (uint8 cache, batch augment)   {ours_ips:9,.0f} img/s   overhead over compute "
+          f"{100 * (compute_ips / ours_ips - 1):+7.1f}%   {_epoch(ours_ips)}")
+    print(f"compute only (tensors prepared)     {compute_ips:9,.0f} img/s   {'':31}{_epoch(compute_ips)}")
     print(f"ours / naive: {ours_ips / naive_ips:.2f}x")
 
     print("\nPure compute variants:")
@@ -125,11 +162,13 @@ def main() -> None:
         ("channels_last, 1 thread", True, False, 1),
         ("channels_last + torch.compile", True, True, None),
     ):
+        if threads and device.type == "cuda":
+            continue
         previous = torch.get_num_threads()
         if threads:
             torch.set_num_threads(threads)
         torch.manual_seed(0)
-        model = create_model(model_spec(args.arch, 3, len(PAPER_ATTRIBUTES), 64))
+        model = create_model(model_spec(args.arch, 3, len(PAPER_ATTRIBUTES), 64)).to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         if compile_model:
@@ -140,8 +179,8 @@ def main() -> None:
                 continue
         batches_in = [(x if channels_last else x.contiguous(), y) for x, y in prepared]
         try:
-            ips = _time(batches_in, _step_fn(model.train(), spec, augment=False), args.steps, prepared=True)
-            print(f"{label:<32} {ips:8,.0f} img/s")
+            ips = _time(batches_in, _step_fn(model.train(), spec, False, device), args.steps, device, prepared=True)
+            print(f"{label:<32} {ips:9,.0f} img/s")
         except Exception as err:  # noqa: BLE001
             print(f"{label:<32} failed: {type(err).__name__}: {str(err)[:200]}")
         torch.set_num_threads(previous)

@@ -266,12 +266,13 @@ def write_comparison(comparison: dict, folder: str | Path) -> tuple[Path, Path]:
 def experiment_rows(results: dict) -> list[dict]:
     """One row per finished experiment (from runs/experiments/summary.json): what it changed, its
     training time, its best validation macro-F1 (what a choice may look at), and its test figures at
-    0.5, with flip averaging, at val-tuned thresholds, and tuned with flip averaging."""
+    0.5, with flip averaging, at val-tuned thresholds, and tuned with flip averaging. Per-attribute
+    F1 and the lowest recall are at 0.5 with flip averaging, the operating point we ship."""
     rows = []
     for name, r in results.items():
         test = r["test"]
-        best = test["tuned-flip"]
-        recalls = {a: v["recall"] for a, v in best["per_attribute"].items()}
+        shipped_point = test["0.5-flip"]
+        recalls = {a: v["recall"] for a, v in shipped_point["per_attribute"].items()}
         weakest = min(recalls, key=recalls.get)
         rows.append({
             "experiment": name,
@@ -280,15 +281,16 @@ def experiment_rows(results: dict) -> list[dict]:
             "val macro-F1": r["best_val_macro_f1"],
             "macro-F1 @0.5": test["0.5"]["summary"]["macro_f1"],
             "95% CI @0.5": test["0.5"]["macro_f1_ci"],
-            "macro-F1 @0.5+flip": test["0.5-flip"]["summary"]["macro_f1"],
-            "95% CI @0.5+flip": test["0.5-flip"]["macro_f1_ci"],
-            "mean accuracy @0.5+flip": test["0.5-flip"]["summary"]["macro_accuracy"],
+            "macro-F1 @0.5+flip": shipped_point["summary"]["macro_f1"],
+            "95% CI @0.5+flip": shipped_point["macro_f1_ci"],
+            "mean accuracy @0.5+flip": shipped_point["summary"]["macro_accuracy"],
+            "lowest recall @0.5+flip": f"{weakest} {recalls[weakest]:.2f}",
             "macro-F1 tuned": test["tuned"]["summary"]["macro_f1"],
-            "macro-F1 tuned+flip": best["summary"]["macro_f1"],
-            "95% CI tuned+flip": best["macro_f1_ci"],
-            "mean accuracy tuned+flip": best["summary"]["macro_accuracy"],
-            "lowest recall tuned+flip": f"{weakest} {recalls[weakest]:.2f}",
-            "F1 tuned+flip": {a: v["f1"] for a, v in best["per_attribute"].items()},
+            "macro-F1 tuned+flip": test["tuned-flip"]["summary"]["macro_f1"],
+            "95% CI tuned+flip": test["tuned-flip"]["macro_f1_ci"],
+            # Mean macro-F1 gain of val-tuned thresholds on val people they were not tuned on.
+            "tuning gain on held-out val": r.get("tuning_check", {}).get("mean_gain", float("nan")),
+            "F1 @0.5+flip": {a: v["f1"] for a, v in shipped_point["per_attribute"].items()},
         })
     return rows
 

@@ -21,7 +21,7 @@ from celeba_model.curves import (
     roc_curve_points,
 )
 from celeba_model.metrics import attribute_metrics, confusion_counts, metrics_from_counts, summarize
-from celeba_model.sweep import ThresholdChoice, ThresholdSweep, tune_thresholds
+from celeba_model.sweep import ThresholdChoice, ThresholdSweep, heldout_tuning_gain, tune_thresholds
 
 # Our functions must never warn; sklearn reference calls that would warn are made inside
 # warnings.catch_warnings() below.
@@ -426,3 +426,20 @@ def test_bootstrap_is_fast() -> None:
     start = time.perf_counter()
     bootstrap_ci(labels, scores, 0.5, groups=groups, n_boot=1000)
     assert time.perf_counter() - start < 2.0  # about 0.03 s on a 2-core CPU; generous for CI
+
+
+def test_heldout_tuning_gain_sees_a_shifted_operating_point_and_a_calibrated_one():
+    rng = np.random.default_rng(3)
+    people = np.repeat(np.arange(40), 25)
+    labels = (rng.random((1000, 3)) < 0.3).astype(np.uint8)
+    # Under-confident scores: positives sit around 0.35, so 0.5 misses most of them.
+    shifted = np.clip(np.where(labels == 1, 0.35, 0.1) + rng.normal(0, 0.05, labels.shape), 0, 1)
+    gain = heldout_tuning_gain(labels, shifted, people, repeats=10)
+    assert gain["mean_gain"] > 0.3 and gain["share_improved"] == 1.0 and gain["comparisons"] == 20
+    # Well separated around 0.5: tuning on half the people has nothing to add on the other half.
+    calibrated = np.clip(np.where(labels == 1, 0.8, 0.2) + rng.normal(0, 0.05, labels.shape), 0, 1)
+    assert abs(heldout_tuning_gain(labels, calibrated, people, repeats=10)["mean_gain"]) < 0.01
+    assert heldout_tuning_gain(labels, shifted, people, repeats=10, seed=1) == heldout_tuning_gain(
+        labels, shifted, people, repeats=10, seed=1)
+    with pytest.raises(ValueError, match="at least 4 groups"):
+        heldout_tuning_gain(labels, shifted, people % 3)
