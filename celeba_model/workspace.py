@@ -151,8 +151,13 @@ class Workspace:
         return str(folder)
 
     def default_run(self) -> Path | None:
-        """The run the dashboard opens on: the real-data paper model if shipped, else the demo's."""
-        for candidate in (self.checkpoints_dir / "celeba" / "runs" / "paper" / "test", self.demo_run("paper", "test")):
+        """The run the dashboard opens on: the test run of the default real-data model if shipped, else
+        the real-data paper model's, else the demo's."""
+        candidates = [self.checkpoints_dir / "celeba" / "runs" / "paper" / "test", self.demo_run("paper", "test")]
+        default = self.default_upload_checkpoint()
+        if default is not None and default.is_relative_to(self.checkpoints_dir / "celeba"):
+            candidates.insert(0, self.checkpoints_dir / "celeba" / "runs" / default.stem / "test")
+        for candidate in candidates:
             if (candidate / ARRAY_FILE).is_file():
                 return candidate
         runs = self.list_runs()
@@ -163,17 +168,27 @@ class Workspace:
         path = self.checkpoints_dir / "celeba" / "experiments.json"
         return json.loads(path.read_text()) if path.is_file() else {}
 
+    def real_data_validation_scores(self) -> dict[str, float]:
+        """Best validation macro-F1 of each shipped real-data checkpoint, by file stem: the paper
+        family from results.json, experiments shipped by scripts/run_experiments.py --ship from
+        experiments.json. Only checkpoints present on disk are listed."""
+        folder = self.checkpoints_dir / "celeba"
+        scores = {}
+        results = folder / "results.json"
+        if results.is_file():
+            for name, variant in json.loads(results.read_text()).get("variants", {}).items():
+                scores[name] = variant["best_val_macro_f1"]
+        for experiment in self.experiments().values():
+            if "shipped_as" in experiment:
+                scores[experiment["shipped_as"]] = experiment["best_val_macro_f1"]
+        return {name: f1 for name, f1 in scores.items() if (folder / f"{name}.safetensors").is_file()}
+
     def default_upload_checkpoint(self) -> Path | None:
         """The real-data checkpoint with the best validation macro-F1 (never chosen on test), else the
         demo RGB model, else the first checkpoint found."""
-        results = self.checkpoints_dir / "celeba" / "results.json"
-        if results.is_file():
-            variants = json.loads(results.read_text()).get("variants", {})
-            ranked = sorted(variants, key=lambda n: variants[n]["best_val_macro_f1"], reverse=True)
-            for name in ranked:
-                path = self.checkpoints_dir / "celeba" / f"{name}.safetensors"
-                if path.is_file():
-                    return path
+        scores = self.real_data_validation_scores()
+        if scores:
+            return self.checkpoints_dir / "celeba" / f"{max(scores, key=scores.get)}.safetensors"
         demo = self.demo_checkpoints / "paper_rgb.safetensors"
         if demo.is_file():
             return demo

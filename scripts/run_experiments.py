@@ -180,6 +180,7 @@ def ship(name: str, as_name: str, results: dict) -> None:
         ship_artifact(load_predictions(run / f"{split}-flip"), str(shipped.relative_to(REPO_ROOT)), thresholds,
                       REPO_ROOT / "checkpoints" / "celeba" / "runs" / as_name / split)
     results[name]["tuning_check"] = check
+    results[name]["shipped_as"] = as_name  # the dashboard ranks shipped models by validation macro-F1
     atomic_write_text(REPO_ROOT / "checkpoints" / "celeba" / "experiments.json", json.dumps(results, indent=2) + "\n")
     print(f"Shipped {name} as {shipped}")
 

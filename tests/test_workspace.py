@@ -1,0 +1,48 @@
+"""Which shipped model the dashboard opens on and uploads with: chosen on validation, never on test."""
+
+from __future__ import annotations
+
+import json
+
+from celeba_model.predictions import ARRAY_FILE
+from celeba_model.workspace import Workspace
+
+
+def _ship(root, name: str) -> None:
+    folder = root / "checkpoints" / "celeba"
+    (folder / "runs" / name / "test").mkdir(parents=True, exist_ok=True)
+    (folder / "runs" / name / "test" / ARRAY_FILE).write_bytes(b"")
+    (folder / f"{name}.safetensors").write_bytes(b"")
+
+
+def test_default_model_is_the_best_on_validation_across_both_shipped_families(tmp_path):
+    folder = tmp_path / "checkpoints" / "celeba"
+    folder.mkdir(parents=True)
+    for name in ("paper", "paper_rgb", "attrnet"):
+        _ship(tmp_path, name)
+    (folder / "results.json").write_text(json.dumps({"variants": {
+        "paper": {"best_val_macro_f1": 0.74}, "paper_rgb": {"best_val_macro_f1": 0.79},
+        "gone": {"best_val_macro_f1": 0.99},  # listed, but its file is not shipped
+    }}))
+    experiments = {
+        "attrnet": {"best_val_macro_f1": 0.84, "shipped_as": "attrnet", "test": {}},
+        "cnn4": {"best_val_macro_f1": 0.95, "test": {}},  # never shipped: not a candidate
+    }
+    (folder / "experiments.json").write_text(json.dumps(experiments))
+    workspace = Workspace(tmp_path)
+    assert workspace.real_data_validation_scores() == {"paper": 0.74, "paper_rgb": 0.79, "attrnet": 0.84}
+    assert workspace.default_upload_checkpoint() == folder / "attrnet.safetensors"
+    assert workspace.default_run() == folder / "runs" / "attrnet" / "test"
+
+    # Without the experiments summary the paper family decides.
+    (folder / "experiments.json").unlink()
+    assert workspace.default_upload_checkpoint() == folder / "paper_rgb.safetensors"
+
+
+def test_without_real_checkpoints_the_demo_model_is_the_default(tmp_path):
+    demo = tmp_path / "checkpoints" / "demo"
+    demo.mkdir(parents=True)
+    (demo / "paper_rgb.safetensors").write_bytes(b"")
+    (demo / "paper.safetensors").write_bytes(b"")
+    assert Workspace(tmp_path).default_upload_checkpoint() == demo / "paper_rgb.safetensors"
+    assert Workspace(tmp_path / "empty").default_upload_checkpoint() is None
