@@ -19,11 +19,18 @@ class ImageReadError(CelebAModelError, ValueError):
     """An image that cannot be decoded, with the file name and the reason."""
 
 
-def open_image(source: str | Path | bytes, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+def open_image(
+    source: str | Path | bytes,
+    name: str | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_side: int | None = None,
+) -> Image.Image:
     """Decode an image fully (so truncation is caught here) and return it upright in RGB.
 
     EXIF orientation is applied; palette, RGBA, grayscale, 16-bit and CMYK images become RGB
-    (transparency is composited on white). Any failure raises ``ImageReadError`` naming ``name``.
+    (transparency is composited on white). With ``max_side`` the image is shrunk to fit it, and a
+    JPEG is decoded at a reduced scale directly (libjpeg's DCT scaling), which makes a 12-megapixel
+    photo several times cheaper to open. Any failure raises ``ImageReadError`` naming ``name``.
     """
     label = name or (str(source) if not isinstance(source, bytes) else "uploaded image")
     if isinstance(source, bytes) and len(source) == 0:
@@ -42,6 +49,9 @@ def open_image(source: str | Path | bytes, name: str | None = None, max_pixels: 
                     )
                 if width < 1 or height < 1:
                     raise ImageReadError(f"{label}: the image has no pixels")
+                if max_side is not None and image.format == "JPEG" and max(width, height) > max_side:
+                    # The largest 1/2, 1/4 or 1/8 scale that still covers max_side on the short side.
+                    image.draft(image.mode, (max_side, max_side))
                 image.load()
     except ImageReadError:
         raise
@@ -53,7 +63,10 @@ def open_image(source: str | Path | bytes, name: str | None = None, max_pixels: 
         raise ImageReadError(f"{label}: image too large (possible decompression bomb): {err}") from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageReadError(f"{label}: corrupt or truncated image ({err})") from err
-    return to_rgb(ImageOps.exif_transpose(image))
+    image = to_rgb(ImageOps.exif_transpose(image))
+    if max_side is not None and max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image
 
 from .crop import CropBox
 from .face_detection import Detection, FaceDetector
 from .face_framing import align_face
+from .images import open_image
 from .inference import ImagePrediction, Predictor
 
 WHOLE_IMAGE = CropBox(0.0, 0.0, 1.0, 1.0)
+# Photos are shrunk to this side before detection. The short-range detector sees a 128x128 version
+# anyway, and a face it can find in a 1280 px photo still spans far more than the model's 64 pixels;
+# a 12-megapixel phone photo at full size would cost more to decode and reframe than everything else.
+PHOTO_MAX_SIDE = 1280
+
+
+def open_photo(source: str | Path | bytes, name: str | None = None) -> Image.Image:
+    """Open an uploaded photo for prediction: upright RGB, at most ``PHOTO_MAX_SIDE`` on a side."""
+    return open_image(source, name=name, max_side=PHOTO_MAX_SIDE)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from celeba_model.face_detection import FaceDetector
 from celeba_model.images import open_image
 from celeba_model.inference import Predictor
 from celeba_model.metrics import attribute_metrics, summarize
-from celeba_model.photo import predict_photo
+from celeba_model.photo import open_photo, predict_photo
 
 
 def score(labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray, groups: np.ndarray, attributes: list[str]) -> dict:
@@ -64,7 +64,7 @@ def main() -> None:
         photo_probs, aligned_probs, seconds, faces = [], [], [], 0
         for photo, row in zip(photos, picked):
             started = time.perf_counter()
-            result = predict_photo(open_image(photo), predictor, detector, whole_image_if_no_face=True)
+            result = predict_photo(open_photo(photo), predictor, detector, whole_image_if_no_face=True)
             seconds.append(time.perf_counter() - started)
             faces += result.face is not None
             photo_probs.append(result.prediction.probabilities)

@@ -78,3 +78,19 @@ def test_decompression_bomb_is_refused_before_decoding():
 def test_missing_file_is_reported(tmp_path):
     with pytest.raises(ImageReadError, match="file not found"):
         open_image(tmp_path / "nope.jpg")
+
+
+def test_large_photo_is_shrunk_to_max_side_and_stays_upright():
+    # A 12-megapixel phone photo stored sideways (4032x3024) with the EXIF tag to view it upright.
+    pixels = np.zeros((3024, 4032, 3), dtype=np.uint8)
+    pixels[:, :2016] = (200, 30, 30)  # the left half of the stored image is red
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display: stored left becomes displayed top
+    data = _encode(Image.fromarray(pixels), "JPEG", quality=90, exif=exif)
+    image = open_image(data, max_side=1280)
+    assert image.size == (960, 1280)  # portrait, as displayed
+    top, bottom = np.asarray(image)[:600].mean(axis=(0, 1)), np.asarray(image)[700:].mean(axis=(0, 1))
+    assert top[0] > 150 and bottom[0] < 50
+    assert open_image(data).size == (3024, 4032)  # without max_side: full size
+    small = _encode(Image.new("RGB", (40, 20), (1, 2, 3)), "PNG")
+    assert open_image(small, max_side=1280).size == (40, 20)  # never enlarged

@@ -16,12 +16,14 @@ from celeba_model.face_framing import FACE_FRAMING, align_face, face_region
 from celeba_model.images import open_image
 from celeba_model.inference import Predictor
 from celeba_model.metrics import attribute_metrics, summarize
-from celeba_model.photo import predict_photo
+from celeba_model.photo import PHOTO_MAX_SIDE, open_photo, predict_photo
 
 from .conftest import shared_root
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_RGB = REPO / "checkpoints" / "celeba" / "paper_rgb.safetensors"
+# The shipped default for real photos (best validation macro-F1), and the RGB paper model.
+REAL_MODELS = [REPO / "checkpoints" / "celeba" / "attrnet.safetensors", REAL_RGB]
 DEMO_RGB = REPO / "checkpoints" / "demo" / "paper_rgb.safetensors"
 
 
@@ -97,16 +99,18 @@ def test_several_faces_predict_the_most_prominent(detector, demo_root):
 @pytest.fixture(scope="module")
 def real_test_set():
     root = shared_root("celeba")
-    if not REAL_RGB.is_file():
-        pytest.skip(f"{REAL_RGB} is not in this checkout")
+    missing = [str(m) for m in REAL_MODELS if not m.is_file()]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not in this checkout")
     with pytest.warns(CelebAWarning):
         index = load_index([root])
     return index, index.split_indices("test")
 
 
-def test_celeba_through_the_upload_path_matches_the_training_path(detector, real_test_set):
+@pytest.mark.parametrize("checkpoint", REAL_MODELS, ids=lambda p: p.stem)
+def test_celeba_through_the_upload_path_matches_the_training_path(detector, real_test_set, checkpoint):
     index, rows = real_test_set
-    predictor = Predictor(REAL_RGB)
+    predictor = Predictor(checkpoint)
     thresholds = predictor.thresholds()
     training, upload = [], []
     for i in rows[:300]:
@@ -119,16 +123,17 @@ def test_celeba_through_the_upload_path_matches_the_training_path(detector, real
     assert np.abs(training - upload).mean() < 0.06
 
 
-def test_loose_face_crops_score_like_aligned_images(detector, real_test_set):
+@pytest.mark.parametrize("checkpoint", REAL_MODELS, ids=lambda p: p.stem)
+def test_loose_face_crops_score_like_aligned_images(detector, real_test_set, checkpoint):
     index, rows = real_test_set
     wild = shared_root("celeba_wild") / "faces"
-    predictor = Predictor(REAL_RGB)
+    predictor = Predictor(checkpoint)
     thresholds = predictor.thresholds()
     names = {index.files[i]: i for i in rows}
     files = sorted(p for p in wild.iterdir() if p.name in names)
     assert len(files) > 500
     labels = index.attribute_labels(predictor.attributes, [names[p.name] for p in files])
-    wild_probs = np.array([predict_photo(open_image(p), predictor, detector, whole_image_if_no_face=True)
+    wild_probs = np.array([predict_photo(open_photo(p), predictor, detector, whole_image_if_no_face=True)
                            .prediction.probabilities for p in files])
     aligned_probs = np.array([predictor.predict(open_image(index.paths[names[p.name]])).probabilities for p in files])
     wild_f1 = summarize(attribute_metrics(labels, wild_probs, thresholds))["macro_f1"]
@@ -153,3 +158,18 @@ def test_upload_framing_lands_on_the_training_crop_of_aligned_images(detector, r
     # Typical misplacement about 1-2% of the crop side, scale within a few percent.
     assert np.median(offsets) < 0.03, np.median(offsets)
     assert abs(np.median(ratios) - 1) < 0.03 and np.percentile(np.abs(np.array(ratios) - 1), 90) < 0.15
+
+
+def test_phone_sized_photo_is_opened_small_and_its_face_still_found(detector, demo_root):
+    face = open_image(next((demo_root / "img_align_celeba").glob("*.jpg")))
+    scene = Image.new("RGB", (4032, 3024), (90, 110, 130))
+    scene.paste(face.resize((712, 872), Image.Resampling.BICUBIC), (1600, 900))
+    buffer = io.BytesIO()
+    scene.save(buffer, "JPEG", quality=92)
+    photo = open_photo(buffer.getvalue(), name="phone.jpg")
+    assert max(photo.size) == PHOTO_MAX_SIDE
+    predictor = Predictor(DEMO_RGB)
+    result = predict_photo(photo, predictor, detector)
+    assert result.face is not None
+    reference = predict_photo(face, predictor, detector).prediction.probabilities
+    assert np.abs(result.prediction.probabilities - reference).max() < 0.15

@@ -9,8 +9,7 @@ from PIL import ImageDraw
 
 import ui
 from celeba_model.errors import CelebAModelError
-from celeba_model.images import open_image
-from celeba_model.photo import WHOLE_IMAGE, predict_photo
+from celeba_model.photo import WHOLE_IMAGE, open_photo, predict_photo
 
 st.title("Upload an image")
 workspace = ui.workspace()
@@ -39,7 +38,7 @@ upload = st.file_uploader("Photo (jpg, png, webp)", type=["jpg", "jpeg", "png", 
 if upload is None:
     st.stop()
 try:
-    image = open_image(upload.getvalue(), name=upload.name)  # EXIF orientation applied, any mode to RGB
+    image = open_photo(upload.getvalue(), name=upload.name)  # EXIF orientation applied, any mode to RGB
 except CelebAModelError as err:
     st.error(str(err))
     st.stop()
