@@ -46,21 +46,33 @@ def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Gener
     contrast = 1 + _uniform(n, config.contrast, generator, device)
     saturation = 1 + _uniform(n, config.saturation, generator, device)
 
-    # One affine warp covers flip, zoom and shift. affine_grid works in [-1, 1] coordinates,
-    # so a shift of s (fraction of the image) is 2*s there.
-    theta = torch.zeros(n, 2, 3, device=device, dtype=x.dtype)
+    # One affine warp covers flip, zoom and shift. The warp is axis-aligned, so its sampling grid is
+    # two broadcast products (much cheaper on a CPU than F.affine_grid's general matrix product).
+    # Grid coordinates are in [-1, 1], pixel centres at (2i + 1) / size - 1, so a shift of s (a
+    # fraction of the image) is 2*s there.
+    height, width = x.shape[2], x.shape[3]
     sign = torch.where(flip, -1.0, 1.0).to(device=device, dtype=x.dtype)
-    theta[:, 0, 0] = sign / scale
-    theta[:, 1, 1] = 1 / scale
-    theta[:, :, 2] = 2 * shift.to(x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    scale, shift = scale.to(x.dtype), shift.to(x.dtype)
+    xs = (torch.arange(width, device=device, dtype=x.dtype) * 2 + 1) / width - 1
+    ys = (torch.arange(height, device=device, dtype=x.dtype) * 2 + 1) / height - 1
+    grid_x = (sign / scale).view(n, 1, 1) * xs.view(1, 1, width) + 2 * shift[:, 0].view(n, 1, 1)
+    grid_y = (1 / scale).view(n, 1, 1) * ys.view(1, height, 1) + 2 * shift[:, 1].view(n, 1, 1)
+    grid = torch.stack([grid_x.expand(n, height, width), grid_y.expand(n, height, width)], dim=-1)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
-    view = (n, 1, 1, 1)
-    x = x * brightness.view(view)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * contrast.view(view) + mean
+    # Brightness (x*b), contrast about the image mean ((x - m)*c + m) and saturation about the luma
+    # (g + (x - g)*s) are all linear in the pixel, so together they are one 3x3 colour matrix and one
+    # offset per image, applied in a single pass:
+    #   out = b*c*(s*x + (1 - s)*g(x)) + (1 - c)*b*mean(x)
+    # (g's weights sum to 1, so the offset is the same for every channel).
+    bc = (brightness * contrast).to(x.dtype)
+    offset = ((1 - contrast) * brightness).to(x.dtype).view(n, 1, 1, 1) * x.mean(dim=(1, 2, 3), keepdim=True)
     if channels == 3 and config.saturation > 0:
-        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-        x = gray + (x - gray) * saturation.view(view)
-    return x.clamp_(0.0, 1.0)
+        luma = torch.tensor([0.299, 0.587, 0.114], device=device, dtype=x.dtype)
+        s = saturation.to(x.dtype).view(n, 1, 1)
+        matrix = s * torch.eye(3, device=device, dtype=x.dtype) + (1 - s) * luma.view(1, 1, 3)  # rows: outputs
+        matrix = bc.view(n, 1, 1) * matrix
+        x = torch.einsum("nij,njhw->nihw", matrix, x)
+    else:
+        x = x * bc.view(n, 1, 1, 1)
+    return x.add_(offset).clamp_(0.0, 1.0)

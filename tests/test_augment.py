@@ -48,3 +48,22 @@ def test_brightness_changes_mean_intensity():
                       torch.Generator().manual_seed(0))
     means = y.mean(dim=(1, 2, 3))
     assert means.min() < 0.45 and means.max() > 0.55
+
+
+def test_fused_colour_jitter_equals_brightness_then_contrast_then_saturation():
+    # Geometry off: what remains is the colour matrix, checked against the three steps done in turn.
+    config = AugmentConfig(flip=False, max_shift=0.0, max_scale=0.0, brightness=0.3, contrast=0.3, saturation=0.3)
+    x = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 0.6 + 0.2
+    out = augment_batch(x, config, torch.Generator().manual_seed(9))
+
+    draws = torch.Generator().manual_seed(9)
+    n = x.shape[0]
+    for _ in range(3):  # scale and the two shifts come first (flip, when off, draws nothing)
+        torch.rand(n, generator=draws)
+    b, c, s = ((1 + (torch.rand(n, generator=draws) * 2 - 1) * 0.3).view(n, 1, 1, 1) for _ in range(3))
+    y = x * b
+    m = y.mean(dim=(1, 2, 3), keepdim=True)
+    y = (y - m) * c + m
+    gray = 0.299 * y[:, 0:1] + 0.587 * y[:, 1:2] + 0.114 * y[:, 2:3]
+    expected = (gray + (y - gray) * s).clamp(0, 1)
+    assert torch.allclose(out, expected, atol=1e-5)
