@@ -83,7 +83,7 @@ experiments = ui.workspace().experiments()
 if experiments:
     st.subheader("Experiments on real CelebA: what each change bought")
     st.caption("From checkpoints/celeba/experiments.json (scripts/run_experiments.py): test figures on the 660 "
-               "real test images (22 people) with 95% intervals over people; "tuned" thresholds were chosen on val. Each run "
+               "real test images (22 people) with 95% intervals over people; 'tuned' thresholds were chosen on val. Each run "
                "is also in runs/experiments/ when rebuilt here.")
     rows = experiment_rows({n: r for n, r in experiments.items() if not n.startswith("ablation_")})
     table = pd.DataFrame([{k: v for k, v in row.items() if k != "F1 @0.5+flip"} for row in rows])
