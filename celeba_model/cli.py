@@ -172,7 +172,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="split to evaluate (default: test)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="artifact folder (default: next to the checkpoint, e.g. runs/NAME/test)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 1000 on CPU, 4096 on a GPU)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 128 on CPU, 4096 on a GPU)")
     p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average each image's probabilities with those of its mirror image (default: as the "
                    "checkpoint's metadata says; off for checkpoints that say nothing)")

@@ -14,7 +14,7 @@ import torch
 from .cache import load_or_build_cache
 from .checkpoint import load_checkpoint
 from .dataset_index import CelebAIndex, load_index
-from .devices import resolve_device
+from .devices import default_eval_batch_size, resolve_device
 from .distributed import barrier, init_distributed, main_first, predict_shard
 from .errors import ConfigError
 from .predict import predict_probabilities
@@ -26,7 +26,7 @@ class EvalOptions:
     """How to evaluate: which split, batch size, device, test-time flip averaging."""
 
     split: str = "test"
-    batch_size: int | None = None  # None: 1,000 on CPU, 4,096 on a GPU
+    batch_size: int | None = None  # None: devices.default_eval_batch_size (128 on CPU, 4,096 on a GPU)
     flip_tta: bool | None = None  # None: as the checkpoint's metadata says (inference.flip_tta), else off
     device: str = "auto"
     cache_dir: str | None = None
@@ -84,7 +84,7 @@ def evaluate_checkpoint(
     if len(rows) == 0:
         raise ConfigError(f"The {options.split} split of {', '.join(index.roots)} has no readable images")
     labels = index.attribute_labels(checkpoint.attributes, rows)
-    batch_size = options.batch_size or (4096 if device.type == "cuda" else 1000)
+    batch_size = options.batch_size or default_eval_batch_size(device)
     flip_tta = options.flip_tta if options.flip_tta is not None else checkpoint.meta.get("inference", {}).get("flip_tta", False)
 
     started = time.perf_counter()

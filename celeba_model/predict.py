@@ -11,7 +11,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .errors import ConfigError
-from .devices import autocast
+from .devices import autocast, default_eval_batch_size
 from .preprocess import PreprocessSpec, to_model_input
 
 
@@ -22,7 +22,7 @@ def predict_probabilities(
     rows: np.ndarray,
     spec: PreprocessSpec,
     device: torch.device,
-    batch_size: int = 1000,
+    batch_size: int | None = None,
     flip_tta: bool = False,
     progress: bool = False,
     desc: str = "Evaluating",
@@ -37,6 +37,7 @@ def predict_probabilities(
     if len(rows) == 0:
         raise ConfigError("No images to evaluate: the selection is empty")
     model.eval()
+    batch_size = batch_size or default_eval_batch_size(device)
     # Outputs stay on the device until the end: one transfer instead of a sync per batch.
     outputs: list[torch.Tensor] = []
     pin = device.type == "cuda"

@@ -85,7 +85,7 @@ class TrainConfig:
     # it fits in a quarter of the free memory (full CelebA at 64x64 RGB is about 2 GB), "yes", "no".
     data_on_device: str = "auto"
     cache_dir: str | None = None
-    eval_batch_size: int = 1000
+    eval_batch_size: int | None = None  # None: devices.default_eval_batch_size
     progress: bool = True
 
     def __post_init__(self) -> None:
