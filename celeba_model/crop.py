@@ -58,6 +58,8 @@ def crop_and_resize(image: Image.Image, box: CropBox, size: int, color: str) -> 
     mode = {"rgb": "RGB", "gray": "L"}[color]
     # reducing_gap lets PIL shrink JPEG-decoded images in a cheap first pass; the result is
     # visually identical to a plain antialiased resize and several times faster.
-    face = image.convert("RGB").crop(box.to_pixels(*image.size))
+    face = image.crop(box.to_pixels(*image.size))
+    if face.mode != "RGB":  # convert only the crop, and only when needed (convert always copies)
+        face = face.convert("RGB")
     face = face.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return face.convert(mode)
