@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of ours and compute only")
+    parser.add_argument("--no-variants", action="store_true", help="skip the channels_last / compile / threads table")
     args = parser.parse_args()
     device = resolve_device(args.device)
     if device.type == "cuda":
@@ -193,6 +194,8 @@ def main() -> None:
     print(f"the naive pipeline's decode + crop + resize of {args.batch_size} JPEGs on one core: {decode:.1f} ms "
           f"({args.batch_size / decode * 1000:,.0f} img/s), {100 * decode / compute:.1f}% of a training step")
 
+    if args.no_variants:
+        return
     print("\nPure compute variants:")
     for label, channels_last, compile_model, threads in (
         ("contiguous (NCHW)", False, False, None),

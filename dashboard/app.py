@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -108,7 +109,14 @@ def main() -> None:
         st.Page(HERE / "views" / "misclassified.py", title="Misclassified", icon=":material/error:"),
         st.Page(HERE / "views" / "upload.py", title="Upload", icon=":material/upload:"),
     ]
-    st.navigation(pages).run()
+    page = st.navigation(pages)
+    started = time.perf_counter()
+    try:
+        page.run()
+    finally:
+        if os.environ.get("CELEBA_DASHBOARD_TIMING"):
+            # For bench/bench_dashboard.py: the server's share of a page switch, beside the browser's.
+            print(f"page-timing {page.title} {time.perf_counter() - started:.3f}", file=sys.stderr, flush=True)
 
 
 main()

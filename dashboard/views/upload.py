@@ -26,17 +26,18 @@ try:
 except CelebAModelError as err:
     st.error(f"This checkpoint cannot be used: {err}")
     st.stop()
-detector = ui.face_detector()
 spec = predictor.spec
 st.caption(
     f"Model `{choice}`: {predictor.checkpoint.spec.arch}, {spec.image_size}x{spec.image_size} {spec.color}. "
-    f"Faces are found by {'mediapipe' if detector.backend == 'mediapipe' else 'OpenCV (fallback)'}'s face detector, "
-    "then rotated and scaled so eyes and mouth sit where aligned CelebA puts them, and cropped as in training."
+    "Faces are found by a face detector, then rotated and scaled so eyes and mouth sit where aligned CelebA "
+    "puts them, and cropped as in training."
 )
 
 upload = st.file_uploader("Photo (jpg, png, webp)", type=["jpg", "jpeg", "png", "webp"], key="upload_file")
 if upload is None:
     st.stop()
+detector = ui.face_detector()  # loaded with the first photo, so opening the page stays instant
+st.caption(f"Face detector: {'mediapipe BlazeFace' if detector.backend == 'mediapipe' else 'OpenCV Haar cascade (fallback)'}.")
 try:
     image = open_photo(upload.getvalue(), name=upload.name)  # EXIF orientation applied, any mode to RGB
 except CelebAModelError as err:
