@@ -70,3 +70,11 @@ def overlay(face: Image.Image, cam: np.ndarray, alpha: float = 0.45, size: int |
     base = face.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
     heat = Image.fromarray(_heat_colours(cam)).resize((size, size), Image.Resampling.BILINEAR)
     return Image.blend(base, heat, alpha)
+
+
+def band_shares(heatmap: np.ndarray) -> np.ndarray:
+    """Share of a non-negative map's total in its top, middle and bottom thirds (rows)."""
+    rows = heatmap.sum(axis=1)
+    edges = np.linspace(0, len(rows), 4).round().astype(int)
+    parts = np.array([rows[a:b].sum() for a, b in zip(edges[:-1], edges[1:])])
+    return parts / max(parts.sum(), 1e-12)

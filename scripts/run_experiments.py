@@ -181,7 +181,9 @@ def ship(name: str, as_name: str, results: dict) -> None:
                       REPO_ROOT / "checkpoints" / "celeba" / "runs" / as_name / split)
     results[name]["tuning_check"] = check
     results[name]["shipped_as"] = as_name  # the dashboard ranks shipped models by validation macro-F1
-    atomic_write_text(REPO_ROOT / "checkpoints" / "celeba" / "experiments.json", json.dumps(results, indent=2) + "\n")
+    text = json.dumps(results, indent=2) + "\n"
+    atomic_write_text(OUT / "summary.json", text)  # so a later --ship keeps this one marked as shipped
+    atomic_write_text(REPO_ROOT / "checkpoints" / "celeba" / "experiments.json", text)
     print(f"Shipped {name} as {shipped}")
 
 

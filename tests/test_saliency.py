@@ -13,7 +13,7 @@ from celeba_model.dataset_index import load_index
 from celeba_model.images import open_image
 from celeba_model.inference import Predictor
 from celeba_model.models import create_model, model_spec
-from celeba_model.saliency import grad_cam, overlay
+from celeba_model.saliency import band_shares, grad_cam, overlay
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,3 +74,12 @@ def test_demo_model_looks_at_the_eyes_for_eyeglasses(demo_root):
     cams = np.mean([predictor.explain(open_image(index.paths[i]), "Eyeglasses") for i in with_glasses], axis=0)
     # In the 64x64 crop the eyes sit at row ~31 and the mouth at row ~49.
     assert cams[26:36].mean() > cams[44:54].mean()
+
+
+def test_band_shares_split_a_map_into_top_middle_and_bottom_thirds():
+    heatmap = np.zeros((64, 64))
+    heatmap[50:60, 10:20] = 1.0  # all of it in the bottom third (rows 43-63)
+    assert band_shares(heatmap) == pytest.approx([0.0, 0.0, 1.0])
+    heatmap[0:5, :] = 1.0  # 320 more in the top third beside the 100 below
+    assert band_shares(heatmap) == pytest.approx([320 / 420, 0.0, 100 / 420])
+    assert band_shares(np.zeros((64, 64))) == pytest.approx([0.0, 0.0, 0.0])  # an empty map has no shares
