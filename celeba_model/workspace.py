@@ -15,9 +15,12 @@ Layout under a workspace root (the repository by default):
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .checkpoint import recorded_weights_digest
 from .dataset_index import load_index
@@ -243,4 +246,14 @@ def ship_artifact(predictions: Predictions, checkpoint: str, thresholds: dict[st
     path such as ``checkpoints/celeba/NAME.safetensors``) with the thresholds stored in it."""
     predictions.meta["checkpoint"]["path"] = checkpoint
     predictions.meta["checkpoint"]["thresholds"] = thresholds
+    # Image paths beside the repository (../shared/...) are stored relative to it, so that the shipped
+    # artifact finds them in any checkout that has the same neighbour, not only on this machine.
+    predictions.paths = np.array([_beside_repo(p) for p in predictions.paths])
     save_predictions(folder, predictions)
+
+
+def _beside_repo(path: str) -> str:
+    resolved = Path(path)
+    if resolved.is_absolute() and resolved.is_relative_to(REPO_ROOT.parent):
+        return os.path.relpath(resolved, REPO_ROOT)
+    return str(path)

@@ -90,14 +90,15 @@ def test_threshold_sliders_change_the_metrics(app):
 
 def test_tuning_on_validation_and_saving_into_the_checkpoint(app, workspace_root):
     at = _open(app, "thresholds")
+    default = Workspace(workspace_root).default_upload_checkpoint()  # whose test run the dashboard opens on
     next(b for b in at.button if b.label == "Tune on validation").click().run()
     assert not at.exception
-    assert any("Tuned on celeba/paper/val (shipped)" in s.value for s in at.success)
+    assert any(f"Tuned on celeba/{default.stem}/val (shipped)" in s.value for s in at.success)
     thresholds = at.dataframe[0].value["threshold"].to_numpy()
     assert not np.allclose(thresholds, 0.5)
     next(b for b in at.button if b.label == "Save into the checkpoint").click().run()
     assert any("Saved into" in s.value for s in at.success)
-    stored = load_checkpoint(workspace_root / "checkpoints" / "celeba" / "paper.safetensors").thresholds
+    stored = load_checkpoint(default).thresholds
     assert np.allclose(list(stored.values()), thresholds, atol=1e-6)
     next(b for b in at.button if b.label == "Reset to 0.5").click().run()
     assert np.allclose(at.dataframe[0].value["threshold"], 0.5)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from celeba_model.predictions import ARRAY_FILE
 from celeba_model.workspace import Workspace
 
@@ -46,3 +48,24 @@ def test_without_real_checkpoints_the_demo_model_is_the_default(tmp_path):
     (demo / "paper.safetensors").write_bytes(b"")
     assert Workspace(tmp_path).default_upload_checkpoint() == demo / "paper_rgb.safetensors"
     assert Workspace(tmp_path / "empty").default_upload_checkpoint() is None
+
+
+def test_shipped_artifacts_name_images_beside_the_repository_relative_to_it(tmp_path):
+    import numpy as np
+
+    from celeba_model.predictions import Predictions, load_predictions
+    from celeba_model.workspace import REPO_ROOT, ship_artifact
+
+    beside = REPO_ROOT.parent / "shared" / "celeba" / "img_align_celeba" / "000001.jpg"
+    elsewhere = tmp_path / "img_align_celeba" / "000002.jpg"
+    if elsewhere.is_relative_to(REPO_ROOT.parent):
+        pytest.skip(f"the temporary folder {tmp_path} lies beside the repository here")
+    predictions = Predictions(
+        probabilities=np.full((2, 1), 0.7, dtype=np.float32), labels=np.ones((2, 1), dtype=np.uint8),
+        files=np.array(["000001.jpg", "000002.jpg"]), paths=np.array([str(beside), str(elsewhere)]),
+        identity=np.array([1, 2]), meta={"attributes": ["Smiling"], "checkpoint": {"path": "x"}, "split": "test"},
+    )
+    ship_artifact(predictions, "checkpoints/celeba/m.safetensors", {"Smiling": 0.5}, tmp_path / "run")
+    shipped = load_predictions(tmp_path / "run")
+    assert list(shipped.paths) == ["../shared/celeba/img_align_celeba/000001.jpg", str(elsewhere)]
+    assert shipped.meta["checkpoint"]["path"] == "checkpoints/celeba/m.safetensors"
