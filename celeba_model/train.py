@@ -82,7 +82,7 @@ class TrainConfig:
     workers: int = 0
     device: str = "auto"
     # Keep the whole uint8 cache as one tensor on the training device: "auto" does so on a GPU when
-    # it fits in a quarter of the free memory (full CelebA at 64x64 RGB is about 2 GB), "yes", "no".
+    # it fits in a quarter of the free memory (the full CelebA cache at 64x64 RGB is 2.5 GB), "yes", "no".
     data_on_device: str = "auto"
     cache_dir: str | None = None
     eval_batch_size: int | None = None  # None: devices.default_eval_batch_size
