@@ -29,14 +29,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from celeba_model.attributes import PAPER_ATTRIBUTES
-from celeba_model.augment import AugmentConfig, augment_batch
+from celeba_model.augment import AugmentConfig
 from celeba_model.cache import load_or_build_cache
 from celeba_model.dataset_index import load_index
-from celeba_model.devices import autocast, resolve_device
+from celeba_model.devices import resolve_device
 from celeba_model.images import open_image
 from celeba_model.models import create_model, model_spec
-from celeba_model.preprocess import PreprocessSpec, image_to_array, normalise, to_unit_float
-from celeba_model.train import CachedBatches, ResidentBatches
+from celeba_model.preprocess import PreprocessSpec, image_to_array
+from celeba_model.train import CachedBatches, ResidentBatches, optimise_step, prepare_batch
 
 FULL_CELEBA_TRAIN = 162_770
 
@@ -56,24 +56,16 @@ class NaiveImages(Dataset):
 
 
 def _step_fn(model: nn.Module, spec: PreprocessSpec, augment: bool, device: torch.device):
+    """train.py's own training step (prepare_batch + optimise_step) with a fresh optimizer."""
     criterion = nn.BCEWithLogitsLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator(device=device).manual_seed(0)
 
     def step(images: torch.Tensor, targets: torch.Tensor, prepared: bool = False) -> None:
-        images = images.to(device, non_blocking=True)
-        targets = targets.to(device, non_blocking=True)
-        x = images if prepared else to_unit_float(images)
-        if augment and not prepared:
-            x = augment_batch(x, AugmentConfig(), generator)
+        x = images.to(device, non_blocking=True)
         if not prepared:
-            x = normalise(x, spec)
-        with autocast(device):
-            logits = model(x)
-        loss = criterion(logits.float(), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+            x = prepare_batch(x, spec, AugmentConfig() if augment else None, generator)
+        optimise_step(model, criterion, optimizer, x, targets.to(device, non_blocking=True), device)
 
     return step
 
@@ -142,8 +134,8 @@ def main() -> None:
     generator = torch.Generator(device=device).manual_seed(0)
     prepared = []
     for b in batches:
-        x = to_unit_float(torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(b)])).to(device))
-        prepared.append((normalise(augment_batch(x, AugmentConfig(), generator), spec),
+        images = torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(b)])).to(device)
+        prepared.append((prepare_batch(images, spec, AugmentConfig(), generator),
                          torch.from_numpy(labels[np.sort(b)]).to(device)))
     naive_set = NaiveImages([index.paths[i] for i in order], labels[order], spec)
     naive = DataLoader(naive_set, batch_size=args.batch_size, num_workers=args.workers, persistent_workers=False,
@@ -174,7 +166,7 @@ def main() -> None:
         _sync(device)
         read_ms.append(time.perf_counter() - started)
         started = time.perf_counter()
-        normalise(augment_batch(to_unit_float(images), AugmentConfig(), generator), spec)
+        prepare_batch(images, spec, AugmentConfig(), generator)
         _sync(device)
         prepare_ms.append(time.perf_counter() - started)
         started = time.perf_counter()

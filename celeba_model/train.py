@@ -161,6 +161,30 @@ def keep_data_on_device(mode: str, device: torch.device, nbytes: int) -> bool:
     return nbytes <= free // 4
 
 
+def prepare_batch(
+    images: torch.Tensor, spec: PreprocessSpec, augment: AugmentConfig | None, generator: torch.Generator
+) -> torch.Tensor:
+    """uint8 NHWC batch (already on the training device) -> augmented, normalised model input."""
+    x = to_unit_float(images)
+    if augment is not None:
+        x = augment_batch(x, augment, generator)
+    return normalise(x, spec)
+
+
+def optimise_step(
+    network: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+    targets: torch.Tensor, device: torch.device,
+) -> torch.Tensor:
+    """One forward, backward and optimizer update on a prepared batch; returns the loss."""
+    with autocast(device):
+        logits = network(x)
+    loss = criterion(logits.float(), targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def epoch_seed(seed: int, epoch: int, stream: int = 0, rank: int = 0) -> int:
     """A distinct, reproducible seed for each (run seed, epoch, random stream, process rank)."""
     key = [seed, epoch, stream] + ([rank] if rank else [])  # rank 0 keeps the single-process seeds
@@ -353,18 +377,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         bar = tqdm(loader, total=len(batches), desc=f"Epoch {epoch}/{config.epochs}", unit="batch", disable=not (config.progress and info.is_main),
                    leave=False)
         for images, targets in bar:
-            images = images.to(device, non_blocking=True)
             targets = targets.to(device, non_blocking=True)
-            x = to_unit_float(images)
-            if augment_config is not None:
-                x = augment_batch(x, augment_config, aug_generator)
-            x = normalise(x, spec)
-            with autocast(device):
-                logits = network(x)
-            loss = criterion(logits.float(), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            x = prepare_batch(images.to(device, non_blocking=True), spec, augment_config, aug_generator)
+            loss = optimise_step(network, criterion, optimizer, x, targets, device)
             scheduler.step()
             if ema is not None:
                 ema.update_parameters(model)
