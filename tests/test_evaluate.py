@@ -15,7 +15,7 @@ from celeba_model.errors import ConfigError
 from celeba_model.evaluate import EvalOptions, evaluate_checkpoint, evaluate_checkpoints
 from celeba_model.images import open_image
 from celeba_model.predictions import Predictions, PredictionsError, load_predictions, save_predictions
-from celeba_model.preprocess import image_to_array, to_model_input
+from celeba_model.preprocess import PreprocessSpec, image_to_array, normalise, to_model_input, to_unit_float
 from celeba_model.reports import attribute_report, compare_runs
 from celeba_model.thresholds import save_thresholds_to_checkpoint, tune_run
 
@@ -174,3 +174,13 @@ def test_save_and_load_round_trip(tmp_path):
     assert np.array_equal(loaded.probabilities, predictions.probabilities)
     assert np.array_equal(loaded.labels, predictions.labels)
     assert loaded.attributes == predictions.attributes
+
+
+def test_evaluation_input_equals_the_training_input_without_augmentation():
+    # to_model_input fuses the two steps training takes (to [0, 1], then normalise); they must agree.
+    batch = torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    spec = PreprocessSpec(image_size=16, color="rgb")
+    fused, stepwise = to_model_input(batch, spec), normalise(to_unit_float(batch), spec)
+    assert torch.allclose(fused, stepwise, atol=1e-6)
+    assert fused.is_contiguous(memory_format=torch.channels_last)
+
