@@ -203,10 +203,6 @@ def main() -> None:
     summary_path = OUT / "summary.json"
     results = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     if args.table:
-        for name, result in results.items():  # summaries written before the check existed
-            if "tuning_check" not in result and (OUT / name / "val-flip").is_dir():
-                result["tuning_check"] = tuning_check(name)
-        atomic_write_text(summary_path, json.dumps(results, indent=2) + "\n")
         print_tables({n: results[n] for n in EXPERIMENTS if n in results})
         return
     if args.ship:
