@@ -160,11 +160,48 @@ def recorded_weights_digest(path: str | Path) -> str | None:
     Cheap enough to ask on every dashboard start whether saved predictions are still current.
     """
     try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            return _read_header_metadata(head + f.read(int.from_bytes(head, "little"))).get("tensors_sha256")
+        return _read_file_header_metadata(Path(path)).get("tensors_sha256")
     except (OSError, ValueError):
         return None
+
+
+def read_checkpoint_meta(path: str | Path) -> dict:
+    """A checkpoint's metadata and recorded weights digest, from the safetensors header only.
+
+    No tensor is read or verified, so this is cheap enough for every dashboard rerun; use
+    ``load_checkpoint`` when the weights matter. Returns ``{"meta": dict, "weights_sha256": str | None}``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        with_meta = _read_file_header_metadata(path)
+    except (OSError, ValueError) as err:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CheckpointError(f"{path}: not a valid safetensors checkpoint (truncated or corrupt): {err}") from err
+    if with_meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: a safetensors file, but not a celeba_model checkpoint (format {with_meta.get('format')!r}, "
+            f"expected {FORMAT!r})"
+        )
+    try:
+        meta = json.loads(with_meta["meta"])
+    except (KeyError, TypeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: the metadata is not a JSON object ({err})") from err
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: the metadata is not a JSON object (found {type(meta).__name__})")
+    return {"meta": meta, "weights_sha256": with_meta.get("tensors_sha256")}
+
+
+def _read_file_header_metadata(path: Path) -> dict:
+    """The ``__metadata__`` of a safetensors file, reading only its header bytes."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError("file is shorter than a safetensors header")
+        n = int.from_bytes(head, "little")
+        if n > path.stat().st_size - 8:  # also stops a text or pickle file from asking for a huge read
+            raise ValueError("header length exceeds the file size")
+        return _read_header_metadata(head + f.read(n))
 
 
 def _looks_like_pickle(data: bytes) -> bool:
@@ -181,7 +218,13 @@ def _read_header_metadata(data: bytes) -> dict:
     n = int.from_bytes(data[:8], "little")
     if n > len(data) - 8:
         raise ValueError("header length exceeds the file size")
-    return json.loads(data[8 : 8 + n]).get("__metadata__", {}) or {}
+    header = json.loads(data[8 : 8 + n])
+    if not isinstance(header, dict):
+        raise ValueError("the safetensors header is not a JSON object")
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise ValueError("the safetensors metadata is not a JSON object")
+    return metadata
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", with_optimizer: bool = False) -> Checkpoint:

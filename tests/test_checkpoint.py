@@ -136,3 +136,38 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]
     assert load_checkpoint(path).spec.arch == "paper"
+
+
+def test_read_checkpoint_meta_reads_the_header_only(tmp_path, monkeypatch):
+    from celeba_model.checkpoint import read_checkpoint_meta, recorded_weights_digest
+
+    path = tmp_path / "c.safetensors"
+    _, meta = _save(path)
+    update_checkpoint_meta(path, {"thresholds": {"Male": 0.4}})
+    # No tensor is loaded: the safetensors loader is never called.
+    monkeypatch.setattr("celeba_model.checkpoint.load_safetensors", lambda *_: pytest.fail("tensors loaded"))
+    got = read_checkpoint_meta(path)
+    assert got["meta"]["thresholds"] == {"Male": 0.4}
+    assert got["meta"]["attributes"] == meta["attributes"]
+    assert got["weights_sha256"] == recorded_weights_digest(path)
+
+
+def test_read_checkpoint_meta_refuses_bad_files_naming_them(tmp_path):
+    from celeba_model.checkpoint import FORMAT, read_checkpoint_meta
+
+    with pytest.raises(CheckpointError, match="missing.safetensors.*not found"):
+        read_checkpoint_meta(tmp_path / "missing.safetensors")
+    (tmp_path / "text.safetensors").write_text("hello, not a checkpoint")
+    with pytest.raises(CheckpointError, match="text.safetensors.*not a valid safetensors"):
+        read_checkpoint_meta(tmp_path / "text.safetensors")
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty.safetensors.*not a valid safetensors"):
+        read_checkpoint_meta(tmp_path / "empty.safetensors")
+    save_file({"w": torch.zeros(3)}, tmp_path / "foreign.safetensors")
+    with pytest.raises(CheckpointError, match="foreign.safetensors.*not a celeba_model checkpoint"):
+        read_checkpoint_meta(tmp_path / "foreign.safetensors")
+    for name, meta in (("list", "[1, 2]"), ("broken", "{oops")):
+        save_file({"w": torch.zeros(3)}, tmp_path / f"{name}.safetensors",
+                  metadata={"format": FORMAT, "meta": meta, "tensors_sha256": "x"})
+        with pytest.raises(CheckpointError, match=f"{name}.safetensors.*JSON object"):
+            read_checkpoint_meta(tmp_path / f"{name}.safetensors")
