@@ -22,6 +22,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from .attributes import resolve_attributes
 from .errors import CelebAModelError
 from .fileio import atomic_write_bytes
 from .models import ModelSpec, create_model
@@ -227,9 +228,36 @@ def _read_header_metadata(data: bytes) -> dict:
     return metadata
 
 
+# The metadata every checkpoint needs, with the JSON type each must have.
+_REQUIRED_META = {"model": dict, "attributes": list, "preprocess": dict}
+
+
+def _validated_meta(path: str | Path, meta: dict) -> dict:
+    """Check the required metadata before anything indexes it; attribute names come back canonical."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: the metadata is not a JSON object")
+    for key, kind in _REQUIRED_META.items():
+        if key not in meta:
+            raise CheckpointError(f"{path}: the metadata lacks {key!r}; this file cannot be used as a checkpoint")
+        if not isinstance(meta[key], kind):
+            raise CheckpointError(
+                f"{path}: metadata {key!r} must be a JSON {'object' if kind is dict else 'list'}, "
+                f"found {type(meta[key]).__name__}"
+            )
+    names = meta["attributes"]
+    # An empty list would mean "the paper's 10" to resolve_attributes; here it is simply wrong.
+    if not names or not all(isinstance(name, str) for name in names):
+        raise CheckpointError(f"{path}: metadata 'attributes' must be a non-empty list of attribute names")
+    try:
+        return {**meta, "attributes": resolve_attributes(names)}
+    except CelebAModelError as err:
+        raise CheckpointError(f"{path}: metadata 'attributes': {err}") from err
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", with_optimizer: bool = False) -> Checkpoint:
     """Load a checkpoint into a freshly built model in eval mode; refuses files that do not match."""
     tensors, meta, digest = read_checkpoint_file(path)
+    meta = _validated_meta(path, meta)
     try:
         spec = ModelSpec(**meta["model"])
         model = create_model(spec)

@@ -171,3 +171,49 @@ def test_read_checkpoint_meta_refuses_bad_files_naming_them(tmp_path):
                   metadata={"format": FORMAT, "meta": meta, "tensors_sha256": "x"})
         with pytest.raises(CheckpointError, match=f"{name}.safetensors.*JSON object"):
             read_checkpoint_meta(tmp_path / f"{name}.safetensors")
+
+
+def _save_raw_meta(path, meta):
+    """Write a checkpoint whose metadata skips save_checkpoint's own checks (as an old or foreign tool might)."""
+    import json
+
+    from safetensors.torch import save as save_safetensors
+
+    from celeba_model.checkpoint import FORMAT, _digest
+
+    model = create_model(model_spec("paper", 1, 10, 64))
+    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    header = {"format": FORMAT, "meta": json.dumps(meta), "tensors_sha256": _digest(tensors)}
+    path.write_bytes(save_safetensors(tensors, metadata=header))
+    return path
+
+
+@pytest.mark.parametrize("key", ["attributes", "model", "preprocess"])
+def test_metadata_without_a_required_key_is_refused_naming_the_file(tmp_path, key):
+    meta = _meta()
+    del meta[key]
+    path = _save_raw_meta(tmp_path / f"no_{key}.safetensors", meta)
+    with pytest.raises(CheckpointError, match=f"no_{key}.safetensors.*{key}"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("attributes", "Male"), ("attributes", [1, 2]), ("attributes", []), ("model", ["paper"]), ("preprocess", 64)],
+)
+def test_metadata_of_the_wrong_type_is_refused_naming_the_file(tmp_path, key, value):
+    path = _save_raw_meta(tmp_path / "typed.safetensors", {**_meta(), key: value})
+    with pytest.raises(CheckpointError, match=f"typed.safetensors.*{key}"):
+        load_checkpoint(path)
+
+
+def test_unknown_attribute_names_in_the_metadata_are_refused_naming_the_file(tmp_path):
+    names = list(PAPER_ATTRIBUTES)
+    names[3] = "Blonde_Hair"
+    path = _save_raw_meta(tmp_path / "typo.safetensors", {**_meta(), "attributes": names})
+    with pytest.raises(CheckpointError, match=r"typo.safetensors.*Unknown attribute 'Blonde_Hair'.*Blond_Hair"):
+        load_checkpoint(path)
+    names[3] = "Eyeglasses"  # listed twice
+    path = _save_raw_meta(tmp_path / "twice.safetensors", {**_meta(), "attributes": names})
+    with pytest.raises(CheckpointError, match=r"twice.safetensors.*listed twice"):
+        load_checkpoint(path)
