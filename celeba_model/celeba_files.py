@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +78,8 @@ def find_layout(root: str | Path) -> CelebALayout:
 
 def _read_lines(path: Path) -> list[str]:
     try:
-        text = path.read_bytes().decode("utf-8")
+        # utf-8-sig drops the byte-order mark that Windows editors put at the start of "UTF-8" files.
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise CelebAFormatError(f"{path}: not a text file ({err})") from err
     # splitlines handles the CRLF endings of the official files.
@@ -92,9 +96,29 @@ class AttributeTable:
     declared_count: int
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cycle collector while building millions of strings in lists.
+
+    They hold no reference cycles, yet each batch of new lists triggers a collection that walks all
+    of them: on the real 202,599-row file that is about 40% of the parse time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def read_attribute_file(path: str | Path) -> AttributeTable:
     """Parse list_attr_celeba.txt: a count line, the attribute names, then ``file v1 .. vK`` (1/-1)."""
-    path = Path(path)
+    with _cyclic_gc_paused():
+        return _parse_attribute_file(Path(path))
+
+
+def _parse_attribute_file(path: Path) -> AttributeTable:
     lines = _read_lines(path)
     if len(lines) < 2:
         raise CelebAFormatError(f"{path}: expected a count line and a header line, the file has {len(lines)} line(s)")
@@ -130,16 +154,32 @@ def read_attribute_file(path: str | Path) -> AttributeTable:
         files.append(fields[0])
         rows.append(fields[1:])
         line_numbers.append(lineno)
-    values = np.array(rows, dtype="<U2").reshape(len(rows), len(names))
+    if declared != len(files):
+        raise CelebAFormatError(
+            f"{path}:1: the count line declares {declared:,} images but the file lists {len(files):,} image rows"
+        )
+    positive = _check_values(path, lines, rows, line_numbers, names)
+    return AttributeTable(files=files, names=names, labels=positive.astype(np.uint8), declared_count=declared)
+
+
+def _check_values(
+    path: Path, lines: list[str], rows: list[list[str]], line_numbers: list[int], names: list[str]
+) -> np.ndarray:
+    """The (N, K) bool "value is 1" array, refusing any value that is not exactly 1 or -1.
+
+    Three characters keep every value of up to three characters intact, and a longer one cut to
+    three can equal neither "1" nor "-1", so the test is exact and as fast as the old two-character
+    read (which turned -12 into -1).
+    """
+    values = np.array(rows, dtype="<U3").reshape(len(rows), len(names))
     positive = values == "1"
-    bad = ~(positive | (values == "-1") | (values == "0"))
+    bad = ~(positive | (values == "-1"))
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
-        raise CelebAFormatError(
-            f"{path}:{line_numbers[row]}: value {str(values[row, col])!r} for {names[col]} "
-            "is not 1 or -1"
-        )
-    return AttributeTable(files=files, names=names, labels=positive.astype(np.uint8), declared_count=declared)
+        lineno = line_numbers[row]
+        original = lines[lineno - 1].split()[col + 1]  # the value uncut, for the message
+        raise CelebAFormatError(f"{path}:{lineno}: value {original[:20]!r} for {names[col]} is not 1 or -1")
+    return positive
 
 
 def _read_pairs(path: Path, what: str, allowed: set[int] | None = None) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -163,3 +164,44 @@ def test_attribute_labels_select_columns_by_name(celeba_factory):
     assert labels.shape == (6, 2)
     assert np.array_equal(labels[:, 0], index.labels[:, 39])
     assert np.array_equal(labels[:, 1], index.labels[:, 20])
+
+
+def _replace_value(line: str, column: int, value: str) -> str:
+    """The line with the value of attribute ``column`` (0-based) replaced."""
+    fields = line.split()
+    fields[column + 1] = value
+    return " ".join(fields)
+
+
+@pytest.mark.parametrize("value", ["-12", "0", "11", "+1", "1.0", "-1-1", "01", "-0"])
+def test_attribute_values_other_than_1_and_minus_1_are_refused(celeba_factory, value):
+    root = celeba_factory(n=5)
+    path = root / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    lines[5] = _replace_value(lines[5], 20, value)  # line 6, attribute Male
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CelebAFormatError, match=rf"list_attr_celeba.txt:6: value '{re.escape(value)}' for Male is not 1 or -1"):
+        read_attribute_file(path)
+
+
+@pytest.mark.parametrize("declared", ["999999", "4", "0"])
+def test_a_count_line_that_disagrees_with_the_rows_is_refused(celeba_factory, declared):
+    root = celeba_factory(n=5)
+    path = root / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([declared] + lines[1:]) + "\n")
+    with pytest.raises(CelebAFormatError, match=rf"list_attr_celeba.txt:1: .*{int(declared):,} images.* 5 "):
+        read_attribute_file(path)
+
+
+def test_list_files_with_a_utf8_bom_read_like_plain_ones(celeba_factory):
+    plain = load_index([celeba_factory(n=8, seed=4)])
+    root = celeba_factory(n=8, seed=4, crlf=True)
+    for name in ("list_attr_celeba.txt", "list_eval_partition.txt", "identity_CelebA.txt"):
+        path = root / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # as Windows Notepad saves "UTF-8 with BOM"
+    with_bom = load_index([root])
+    assert with_bom.files == plain.files
+    assert np.array_equal(with_bom.labels, plain.labels)
+    assert np.array_equal(with_bom.partition, plain.partition)
+    assert np.array_equal(with_bom.identity, plain.identity)
