@@ -57,8 +57,13 @@ def cache_key(paths: Sequence[Path], spec: PreprocessSpec) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps({"format": CACHE_FORMAT, **spec.cache_fields()}, sort_keys=True).encode())
     for path in paths:
-        stat = os.stat(path)
-        digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        try:
+            stat = os.stat(path)
+            size, mtime = stat.st_size, stat.st_mtime_ns
+        except OSError:
+            # Gone or a broken link since the folder was scanned: decoding it fails and it is left out.
+            size = mtime = -1
+        digest.update(f"{os.path.abspath(path)}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()[:24]
 
 

@@ -213,15 +213,40 @@ def read_identity_file(path: str | Path) -> dict[str, int]:
     return _read_pairs(Path(path), "identity")
 
 
-def list_images(image_dir: Path) -> dict[str, str]:
-    """Map each image's stem to its file name, in one directory scan.
+@dataclass(frozen=True)
+class ImageListing:
+    """The image files of one folder, and the entries that look like images but cannot be opened."""
+
+    found: dict[str, str]  # stem -> file name
+    broken: list[str]  # symlink loops and links to missing files, sorted by name
+
+
+def scan_images(image_dir: Path) -> ImageListing:
+    """Map each image's stem to its file name, in one directory scan; collect broken links apart.
 
     Keyed by stem so a re-encoded copy (``000001.png`` for the listed ``000001.jpg``) still matches.
+    A symlink loop or a link to a missing file is not on disk: it is skipped and listed in ``broken``
+    (checking it raises, for a loop, which must not end the run).
     """
     found: dict[str, str] = {}
+    broken: list[str] = []
     with os.scandir(image_dir) as entries:
         for entry in entries:
             stem, ext = os.path.splitext(entry.name)
-            if ext.lower() in IMAGE_EXTENSIONS and entry.is_file():
+            if ext.lower() not in IMAGE_EXTENSIONS:
+                continue
+            try:
+                is_file = entry.is_file()  # follows links: ELOOP for a loop, False for a dangling link
+                is_broken = not is_file and entry.is_symlink()
+            except OSError:
+                is_file, is_broken = False, True
+            if is_file:
                 found.setdefault(stem, entry.name)
-    return found
+            elif is_broken:
+                broken.append(entry.name)
+    return ImageListing(found=found, broken=sorted(broken))
+
+
+def list_images(image_dir: Path) -> dict[str, str]:
+    """Map each image's stem to its file name (broken links left out); see ``scan_images``."""
+    return scan_images(image_dir).found

@@ -17,10 +17,10 @@ from .celeba_files import (
     ATTRIBUTE_FILE,
     PARTITION_FILE,
     find_layout,
-    list_images,
     read_attribute_file,
     read_identity_file,
     read_partition_file,
+    scan_images,
 )
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -48,6 +48,7 @@ class CelebAIndex:
     roots: list[str]
     missing_on_disk: int = 0
     duplicates: int = 0
+    broken_entries: int = 0  # symlink loops and dangling links in the image folders, skipped
     notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -84,6 +85,7 @@ class CelebAIndex:
             "identities": int(len(np.unique(self.identity[known]))) if known.any() else None,
             "missing_on_disk": self.missing_on_disk,
             "duplicates_skipped": self.duplicates,
+            "broken_links_skipped": self.broken_entries,
         }
 
 
@@ -115,13 +117,17 @@ def load_index(roots: Sequence[str | Path], split_seed: int = 0) -> CelebAIndex:
     identities: list[int] = []
     needs_split: list[bool] = []
     taken: set[str] = set()
-    missing_total = duplicates = 0
+    missing_total = duplicates = broken_total = 0
     notes: list[str] = []
 
     for root in roots:
         layout = find_layout(root)
         table = read_attribute_file(layout.attribute_file)
-        on_disk = list_images(layout.image_dir)
+        listing = scan_images(layout.image_dir)
+        on_disk = listing.found
+        if listing.broken:
+            notes.append(_broken_note(layout.image_dir, listing.broken))
+            broken_total += len(listing.broken)
         partition = read_partition_file(layout.partition_file) if layout.partition_file else {}
         identity = read_identity_file(layout.identity_file) if layout.identity_file else {}
         columns = np.array([CELEBA_ATTRIBUTES.index(n) for n in table.names])
@@ -183,8 +189,16 @@ def load_index(roots: Sequence[str | Path], split_seed: int = 0) -> CelebAIndex:
         roots=[str(r) for r in roots],
         missing_on_disk=missing_total,
         duplicates=duplicates,
+        broken_entries=broken_total,
         notes=notes,
     )
+
+
+def _broken_note(image_dir: Path, broken: list[str], shown: int = 5) -> str:
+    """A warning naming up to ``shown`` broken entries of one image folder."""
+    names = ", ".join(broken[:shown]) + (f" and {len(broken) - shown:,} more" if len(broken) > shown else "")
+    return (f"{image_dir} has {len(broken):,} entries that are a symlink loop or a link to a missing file; "
+            f"they were treated as not on disk and skipped: {names}")
 
 
 def _assign_missing_partitions(
