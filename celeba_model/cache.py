@@ -7,20 +7,30 @@ settings, so changing either builds a new one and nothing stale is ever read.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
+import math
+import multiprocessing
 import os
+import re
 import shutil
+import signal
+import socket
+import sys
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from .errors import CelebAModelError
 from .images import ImageReadError, open_image
 from .preprocess import PreprocessSpec, image_to_array
 
@@ -28,8 +38,16 @@ CACHE_FORMAT = 1
 CHUNK = 256
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
 class CacheWarning(UserWarning):
     """Images that could not be decoded while building a cache."""
+
+
+class CacheDiskFullError(CelebAModelError, OSError):
+    """The cache folder's disk has no room for the cache being built; nothing partial is left."""
 
 
 def default_cache_dir() -> Path:
@@ -105,6 +123,81 @@ def _open(folder: Path, count: int, spec: PreprocessSpec, built: bool) -> ImageC
     return ImageCache(images=images, valid=valid, errors=errors, folder=folder, built=built)
 
 
+def _host_tag() -> str:
+    """A short tag of this machine: a PID means something only on the host that wrote it (a cache
+    folder in an NFS home directory is shared by several machines)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+# .<cache key>.<host tag>.<pid>.<random>.tmp: the folder a build writes before renaming it into place.
+_TMP_NAME = re.compile(r"^\.[0-9a-f]+\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.[0-9a-f]+\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _remove_stale_builds(cache_dir: Path) -> None:
+    """Delete the temporary folders of builds on this machine whose process is gone (killed builds).
+
+    A live process's folder is left alone: it may be a build running beside this one.
+    """
+    host = _host_tag()
+    try:
+        entries = list(os.scandir(cache_dir))
+    except OSError:
+        return
+    for entry in entries:
+        match = _TMP_NAME.match(entry.name)
+        if match and match["host"] == host and not _pid_alive(int(match["pid"])):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _disk_full(need_bytes: int, where: Path) -> CacheDiskFullError:
+    try:
+        free = f", {shutil.disk_usage(where).free // 2**20:,} MB free"
+    except OSError:  # the folder itself could not be made
+        free = ""
+    return CacheDiskFullError(
+        f"disk full: need {max(1, math.ceil(need_bytes / 2**20)):,} MB in {where} for the image cache{free} "
+        "(free some space or choose another --cache-dir)"
+    )
+
+
+@contextmanager
+def _disk_full_as(need_bytes: int, cache_dir: Path) -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT while writing the cache into the one-line CacheDiskFullError."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in _DISK_FULL:
+            raise _disk_full(need_bytes, cache_dir) from err
+        raise
+
+
+def _preallocate(array_path: Path, cache_dir: Path) -> None:
+    """Reserve the whole memory-mapped file now: a sparse file on a full disk would kill a worker
+    with SIGBUS when it first writes to a page, long after the run started."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    size = array_path.stat().st_size
+    fd = os.open(array_path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as err:
+        if err.errno in _DISK_FULL:
+            raise _disk_full(size, cache_dir) from err
+        # EOPNOTSUPP/EINVAL: a file system that cannot reserve space; the build goes on without.
+    finally:
+        os.close(fd)
+
+
 def _build(
     folder: Path,
     paths: Sequence[Path],
@@ -113,21 +206,82 @@ def _build(
     progress: bool,
     on_progress: Callable[[int, int], None] | None,
 ) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a private folder and rename it into place: a killed build leaves no partial cache.
-    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.mkdir()
+    cache_dir = folder.parent
+    need = len(paths) * spec.image_size**2 * spec.channels
+    with _disk_full_as(need, cache_dir):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(cache_dir)
+    # Build in a private folder and rename it into place: a killed build leaves no partial cache, and
+    # the PID in the name lets a later build remove the folder once that process is gone.
+    tmp = cache_dir / f".{folder.name}.{_host_tag()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    with _disk_full_as(need, cache_dir):
+        tmp.mkdir()
     try:
-        size, channels = spec.image_size, spec.channels
-        array_path = tmp / "images.npy"
-        images = np.lib.format.open_memmap(array_path, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, channels))
+        errors = _fill(tmp, folder, paths, spec, workers, progress, on_progress)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if errors:
+        listed = "; ".join(list(errors.values())[:5])
+        more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
+        warnings.warn(
+            f"{len(errors)} of {len(paths)} images could not be read and are left out: {listed}{more}",
+            CacheWarning,
+            stacklevel=3,
+        )
+
+
+def _fill(
+    tmp: Path,
+    folder: Path,
+    paths: Sequence[Path],
+    spec: PreprocessSpec,
+    workers: int | None,
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> dict[int, str]:
+    """Decode every image into ``tmp``, write its meta and rename it to ``folder``; returns the read errors."""
+    cache_dir = folder.parent
+    array_path = tmp / "images.npy"
+    shape = (len(paths), spec.image_size, spec.image_size, spec.channels)
+    with _disk_full_as(math.prod(shape), cache_dir):
+        images = np.lib.format.open_memmap(array_path, mode="w+", dtype=np.uint8, shape=shape)
         del images  # workers open it themselves; only offsets travel between processes
-        chunks = [(start, min(start + CHUNK, len(paths))) for start in range(0, len(paths), CHUNK)]
-        jobs = [(str(array_path), [str(p) for p in paths[a:b]], a, spec) for a, b in chunks]
-        workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
-        errors: dict[int, str] = {}
-        bar = tqdm(total=len(paths), desc="Caching images", unit="img", disable=not progress, leave=False)
-        done = 0
+    _preallocate(array_path, cache_dir)
+    errors = _decode_all(array_path, paths, spec, workers, progress, on_progress)
+    meta = {
+        "format": CACHE_FORMAT,
+        "count": len(paths),
+        "spec": spec.cache_fields(),
+        "errors": {str(k): v for k, v in sorted(errors.items())},
+        "files": [str(p) for p in paths],
+    }
+    text = json.dumps(meta)
+    with _disk_full_as(len(text.encode()), cache_dir):
+        (tmp / "meta.json").write_text(text)
+    try:
+        os.replace(tmp, folder)
+    except OSError:
+        # Another process finished the same cache first; theirs is as good as ours.
+        if not (folder / "meta.json").is_file():
+            raise
+    return errors
+
+
+def _decode_all(
+    array_path: Path,
+    paths: Sequence[Path],
+    spec: PreprocessSpec,
+    workers: int | None,
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> dict[int, str]:
+    """Decode the images into the array in chunks, in worker processes; returns row -> read error."""
+    chunks = [(start, min(start + CHUNK, len(paths))) for start in range(0, len(paths), CHUNK)]
+    jobs = [(str(array_path), [str(p) for p in paths[a:b]], a, spec) for a, b in chunks]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
+    errors: dict[int, str] = {}
+    done = 0
+    with tqdm(total=len(paths), desc="Caching images", unit="img", disable=not progress, leave=False) as bar:
 
         def collect(results: Iterable[tuple[dict[int, str], int]]) -> None:
             nonlocal done
@@ -141,37 +295,44 @@ def _build(
         if workers == 1:
             collect(map(_decode_chunk, jobs))
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            context = multiprocessing.get_context()
+            # A forkserver's children are its own, not ours: only fork and spawn make us the parent.
+            parent = os.getpid() if context.get_start_method() in ("fork", "spawn") else None
+            with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(parent,)) as pool:
                 collect(pool.map(_decode_chunk, jobs))
-        bar.close()
-        meta = {
-            "format": CACHE_FORMAT,
-            "count": len(paths),
-            "spec": spec.cache_fields(),
-            "errors": {str(k): v for k, v in sorted(errors.items())},
-            "files": [str(p) for p in paths],
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta))
+    return errors
+
+
+_parent_pid: int | None = None  # in a cache worker: the process that started it
+
+
+def _init_worker(parent_pid: int | None) -> None:
+    """Cache worker start: die with the parent (``parent_pid``, None when a forkserver started us).
+
+    A killed parent otherwise leaves its workers blocked forever on a task queue that their
+    siblings keep open. PDEATHSIG fires when the thread that forked us ends: that is the thread
+    running the build, which waits for the pool to finish (under a forkserver it is the server,
+    which exits when the parent dies).
+    """
+    global _parent_pid
+    _parent_pid = parent_pid
+    if sys.platform.startswith("linux"):
         try:
-            os.replace(tmp, folder)
-        except OSError:
-            # Another process finished the same cache first; theirs is as good as ours.
-            if not (folder / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if errors:
-        listed = "; ".join(list(errors.values())[:5])
-        more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
-        warnings.warn(
-            f"{len(errors)} of {len(paths)} images could not be read and are left out: {listed}{more}",
-            CacheWarning,
-            stacklevel=3,
-        )
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no prctl: the parent check below and in each chunk still applies
+    _exit_if_orphaned()  # the parent may have died before prctl took effect
+
+
+def _exit_if_orphaned() -> None:
+    if _parent_pid is not None and os.getppid() != _parent_pid:
+        os._exit(1)
 
 
 def _decode_chunk(job: tuple[str, list[str], int, PreprocessSpec]) -> tuple[dict[int, str], int]:
     """Worker: decode one chunk of images straight into the shared memory-mapped array."""
+    _exit_if_orphaned()  # where prctl is not available, stop at the next chunk at the latest
     array_path, chunk_paths, start, spec = job
     images = np.load(array_path, mmap_mode="r+")
     errors: dict[int, str] = {}

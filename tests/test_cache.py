@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from celeba_model.cache import CacheWarning, load_or_build_cache
+from celeba_model.cli import main
 from celeba_model.crop import CropBox
 from celeba_model.dataset_index import load_index
+from celeba_model.errors import CelebAModelError
 from celeba_model.images import open_image
 from celeba_model.preprocess import PreprocessSpec, image_to_array
 
@@ -101,3 +109,123 @@ def test_relative_crop_gives_same_framing_for_resized_copies(tmp_path, cache_dir
     a = image_to_array(full, spec).astype(int)
     b = image_to_array(half, spec).astype(int)
     assert np.abs(a - b).mean() < 3.0
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _process_state(pid: int) -> str | None:
+    """The state letter of a process (R, S, Z, ...), or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (scans /proc: task/*/children needs CONFIG_PROC_CHILDREN)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    return _process_state(pid) not in (None, "Z", "X")
+
+
+def _slow_dataset(celeba_factory) -> Path:
+    """600 listed images, all hard links to one large noise picture: a cache build of a few seconds."""
+    root = celeba_factory(n=600, on_disk=set())
+    images = root / "img_align_celeba"
+    big = root / "big.jpg"
+    pixels = np.random.default_rng(0).integers(0, 255, size=(980, 800, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(big, quality=90)
+    for i in range(600):
+        os.link(big, images / f"{i + 1:06d}.jpg")
+    return root
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                    reason="needs /proc and at least two cache workers")
+def test_a_killed_build_leaves_no_workers_and_its_folder_is_removed_next_time(celeba_factory, tmp_path, capsys):
+    root = _slow_dataset(celeba_factory)
+    cache = tmp_path / "cache"
+    args = ["evaluate", "--checkpoint", str(REPO / "checkpoints" / "demo" / "paper.safetensors"),
+            "--data-root", str(root), "--split", "all", "--cache-dir", str(cache), "--no-progress", "--device", "cpu"]
+    proc = subprocess.Popen([sys.executable, "-m", "celeba_model", *args, "--out", str(tmp_path / "first")],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+            if list(cache.glob(".*.tmp")):
+                workers = _children(proc.pid)
+            time.sleep(0.02)
+        assert len(workers) >= 2, f"the build never started its workers: {proc.stderr.read().decode()[-2000:]}"
+        stale = list(cache.glob(".*.tmp"))
+        proc.kill()  # SIGKILL: no handler, no finally, no atexit runs in the parent
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.05)
+    survivors = [pid for pid in workers if _alive(pid)]
+    for pid in survivors:  # do not leave them behind for the next test
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, "cache workers outlived their killed parent"
+    assert len(stale) == 1 and stale[0].is_dir()
+
+    assert main([*args, "--out", str(tmp_path / "second")]) == 0
+    assert "600 images" in capsys.readouterr().out
+    assert not list(cache.glob(".*.tmp"))  # the killed build's folder is gone, this build's is renamed
+
+
+def test_only_temporary_folders_of_dead_processes_are_removed(celeba_factory, cache_dir):
+    from celeba_model.cache import _host_tag
+
+    index = load_index([celeba_factory(n=3)])
+    spec = PreprocessSpec(image_size=16)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    dead_folder = cache_dir / f".{'a' * 24}.{_host_tag()}.{dead_pid}.0123abcd.tmp"
+    live_folder = cache_dir / f".{'b' * 24}.{_host_tag()}.{os.getpid()}.0123abcd.tmp"
+    other_host = cache_dir / f".{'c' * 24}.0000ffff.{dead_pid}.0123abcd.tmp"  # a build on another machine sharing the folder
+    for folder in (dead_folder, live_folder, other_host):
+        (folder / "x").mkdir(parents=True)
+    load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False)
+    assert not dead_folder.exists() and live_folder.is_dir() and other_host.is_dir()
+
+
+@pytest.mark.parametrize("where", ["images", "meta"])
+def test_a_full_disk_fails_at_once_with_a_clear_error_and_no_temporary_folder(celeba_factory, cache_dir, monkeypatch, where):
+    index = load_index([celeba_factory(n=4)])
+    spec = PreprocessSpec(image_size=32)
+
+    from celeba_model.cache import CacheDiskFullError
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "images":
+        monkeypatch.setattr("celeba_model.cache.os.posix_fallocate", full, raising=False)
+    else:
+        write_text = Path.write_text
+        monkeypatch.setattr(Path, "write_text",
+                            lambda self, *a, **k: full() if self.name == "meta.json" else write_text(self, *a, **k))
+    expected = r"disk full: need \d+ MB in "
+    with pytest.raises(CacheDiskFullError, match=expected + re.escape(str(cache_dir))) as info:
+        load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False)
+    assert isinstance(info.value, CelebAModelError)
+    assert list(cache_dir.iterdir()) == []
