@@ -28,6 +28,14 @@ def _add_data_roots(parser: argparse.ArgumentParser, required: bool = True) -> N
     )
 
 
+def _add_workspace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workspace", default=None, metavar="DIR",
+        help="the folder holding checkpoints/, runs/ and data/ (default: $CELEBA_WORKSPACE, else the "
+        "checkout when run inside it, else the current folder)",
+    )
+
+
 def _add_make_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "make-demo",
@@ -40,13 +48,16 @@ def _add_make_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-images", type=int, default=2000, help="number of images (default: 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes to draw with (default: all cores)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished demo of other settings (--num-images, --seed) in --out")
     p.set_defaults(func=_run_make_demo)
 
 
 def _run_make_demo(args: argparse.Namespace) -> int:
     from .demo import make_demo_dataset
 
-    summary = make_demo_dataset(args.out, num_images=args.num_images, seed=args.seed, workers=args.workers)
+    summary = make_demo_dataset(args.out, num_images=args.num_images, seed=args.seed, workers=args.workers,
+                                overwrite=args.overwrite)
     print(f"Demo dataset in {summary.root}: {summary.num_images} images of {summary.num_identities} people")
     return 0
 
@@ -139,13 +150,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from .train import TrainConfig, read_run_config, train
 
     given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume", "no_progress")}
-    saved_config = Path(args.out) / "config.json"
-    if args.resume and saved_config.is_file():
+    if args.resume:
         # Start from the run's own settings; only options typed on this command line override them.
-        values = {**json.loads(saved_config.read_text()), **given}
+        values = {**read_run_config(args.out), **given}
     else:
         if not given.get("data_roots"):
             raise ConfigError("train needs at least one --data-root")
@@ -171,7 +181,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     _add_data_roots(p)
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="split to evaluate (default: test)")
     p.add_argument("--out", default=None, metavar="DIR",
-                   help="artifact folder (default: next to the checkpoint, e.g. runs/NAME/test)")
+                   help="artifact folder (default: WORKSPACE/runs/<checkpoint name>/<split>, where the name of "
+                   "runs/NAME/best.safetensors is NAME)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an artifact of another checkpoint in the output folder (refused otherwise)")
     p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 128 on CPU, 4096 on a GPU)")
     p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average each image's probabilities with those of its mirror image (default: as the "
@@ -179,6 +192,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--cache-dir", default=None, help="preprocessed image cache folder (default: as for train)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_workspace(p)
     p.set_defaults(func=_run_evaluate)
 
 
@@ -186,8 +200,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import EvalOptions, evaluate_checkpoints
 
     options = EvalOptions(split=args.split, batch_size=args.batch_size, flip_tta=args.flip_tta, device=args.device,
-                          cache_dir=args.cache_dir, progress=not args.no_progress)
-    for predictions in evaluate_checkpoints(args.checkpoints, args.data_roots, args.out, options):
+                          cache_dir=args.cache_dir, progress=not args.no_progress, overwrite=args.overwrite)
+    for predictions in evaluate_checkpoints(args.checkpoints, args.data_roots, args.out, options, args.workspace):
         if not is_main_process():
             continue
         timing = predictions.meta["timing"]
@@ -199,9 +213,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _add_thresholds_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thresholds", default="0.5",
                    help="decision thresholds: a number for all attributes, 'checkpoint' for the tuned ones stored "
-                   "in the checkpoint, or a thresholds JSON file written by `tune` (default: 0.5)")
+                   "for the evaluated checkpoint (read from it now), or a thresholds JSON file written by `tune` "
+                   "(default: 0.5)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap resamples for the 95%% intervals; people are resampled when known (default: 1000)")
+    _add_workspace(p)
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -222,7 +238,9 @@ def _run_report(args: argparse.Namespace) -> int:
     from .reports import attribute_report, format_report, resolve_thresholds, write_report
 
     predictions = load_predictions(args.run)
-    thresholds, _ = resolve_thresholds(args.thresholds, predictions)
+    thresholds, source = resolve_thresholds(args.thresholds, predictions, args.workspace)
+    if args.thresholds == "checkpoint":
+        print(f"Thresholds from {source}")
     report = attribute_report(predictions, thresholds, n_boot=args.bootstrap)
     print(format_report(report))
     csv_path, json_path = write_report(report, predictions.folder)
@@ -247,7 +265,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     from .predictions import load_predictions
     from .reports import compare_runs, format_comparison, write_comparison
 
-    comparison = compare_runs([load_predictions(r) for r in args.runs], args.thresholds, n_boot=args.bootstrap)
+    comparison = compare_runs([load_predictions(r) for r in args.runs], args.thresholds, n_boot=args.bootstrap,
+                              workspace_root=args.workspace)
     print(format_comparison(comparison))
     if args.out:
         csv_path, json_path = write_comparison(comparison, args.out)
@@ -261,18 +280,22 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
         help="choose per-attribute thresholds on a validation artifact",
         description="Choose one threshold per attribute on a validation predictions artifact: maximise F1, or "
         "reach a target precision (with the best recall) or a target recall (with the best precision). "
-        "Writes RUN/thresholds.json; --save-to-checkpoint also stores them in the evaluated checkpoint's "
-        "metadata, where `report --thresholds checkpoint` and the dashboard read them. Apply them to the "
-        "test split, never tune on it.",
+        "Writes RUN/thresholds.json; --save-to-checkpoint also stores them for the evaluated checkpoint, "
+        "where `report --thresholds checkpoint`, `predict` and the dashboard read them: in its metadata, or, "
+        "for a shipped or read-only checkpoint, in WORKSPACE/runs/thresholds/ (the shipped file stays "
+        "unchanged). Apply them to the test split, never tune on it.",
     )
     p.add_argument("--run", required=True, metavar="DIR", help="a folder written by `evaluate --split val`")
     p.add_argument("--objective", default="f1", choices=["f1", "precision", "recall"], help="what to optimise (default: f1)")
     p.add_argument("--target", type=float, default=None, help="the precision or recall to reach (with those objectives)")
-    p.add_argument("--save-to-checkpoint", action="store_true", help="write the thresholds into the checkpoint's metadata")
+    p.add_argument("--save-to-checkpoint", action="store_true",
+                   help="store the thresholds for the evaluated checkpoint (see above)")
+    _add_workspace(p)
     p.set_defaults(func=_run_tune)
 
 
 def _run_tune(args: argparse.Namespace) -> int:
+    from .layout import default_workspace_root
     from .predictions import load_predictions
     from .thresholds import save_thresholds_to_checkpoint, tune_run
 
@@ -283,8 +306,11 @@ def _run_tune(args: argparse.Namespace) -> int:
         print(f"{name:<20} {value:.4f}   {args.objective} {result['achieved'][name]:.3f}{flag}")
     print(f"\nWrote {result['file']}")
     if args.save_to_checkpoint:
-        path = save_thresholds_to_checkpoint(predictions, result)
-        print(f"Saved the thresholds into {path}")
+        path = save_thresholds_to_checkpoint(predictions, result, default_workspace_root(args.workspace))
+        if path.suffix == ".json":
+            print(f"Saved the thresholds in {path} (the checkpoint is shipped or read-only, so its file is unchanged)")
+        else:
+            print(f"Saved the thresholds into {path}")
     return 0
 
 

@@ -12,13 +12,14 @@ import numpy as np
 import torch
 
 from .cache import load_or_build_cache
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, read_checkpoint_meta
 from .dataset_index import CelebAIndex, load_index
 from .devices import default_eval_batch_size, resolve_device
 from .distributed import barrier, init_distributed, main_first, predict_shard
 from .errors import ConfigError
 from .predict import predict_probabilities
-from .predictions import Predictions, save_predictions
+from .layout import default_run_folder, default_workspace_root, run_name
+from .predictions import Predictions, check_replaceable, save_predictions
 
 
 @dataclass(frozen=True)
@@ -31,31 +32,24 @@ class EvalOptions:
     device: str = "auto"
     cache_dir: str | None = None
     progress: bool = True
+    overwrite: bool = False  # replace an artifact made from another checkpoint in the output folder
 
 
-def default_output(checkpoint: str | Path, options: EvalOptions) -> Path:
-    """``runs/NAME/best.safetensors`` evaluated on test goes to ``runs/NAME/test`` (``test-flip`` with TTA)."""
-    return Path(checkpoint).parent / (options.split + ("-flip" if options.flip_tta else ""))
-
-
-def output_folders(checkpoints: Sequence[str | Path], out: str | Path | None, options: EvalOptions) -> list[Path]:
-    """One folder per checkpoint: ``out`` itself for one, ``out/<run name>`` for several."""
+def output_folders(
+    checkpoints: Sequence[str | Path], out: str | Path | None, options: EvalOptions, workspace_root: Path
+) -> list[Path]:
+    """One folder per checkpoint: ``out`` itself for one, ``out/<checkpoint name>`` for several, and
+    ``<workspace>/runs/<checkpoint name>/<split>`` without ``out`` (``layout.default_run_folder``)."""
     if out is None:
-        folders = [default_output(c, options) for c in checkpoints]
+        folders = [default_run_folder(workspace_root, c, options.split, options.flip_tta) for c in checkpoints]
     elif len(checkpoints) == 1:
         folders = [Path(out)]
     else:
-        names = [_run_name(c) for c in checkpoints]
-        folders = [Path(out) / n for n in names]
+        folders = [Path(out) / run_name(c) for c in checkpoints]
     if len(set(folders)) != len(folders):
-        raise ConfigError(f"Several checkpoints would write to the same folder: {', '.join(map(str, folders))}")
+        raise ConfigError(f"Several checkpoints would write to the same folder: {', '.join(map(str, folders))}; "
+                          "give --out, or rename the checkpoint files")
     return folders
-
-
-def _run_name(checkpoint: str | Path) -> str:
-    path = Path(checkpoint)
-    # best.safetensors / last.safetensors are named after their run folder.
-    return path.parent.name if path.stem in ("best", "last") else path.stem
 
 
 def evaluate_checkpoint(
@@ -75,6 +69,7 @@ def evaluate_checkpoint(
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     checkpoint = load_checkpoint(checkpoint_path, device=device)
+    check_replaceable(out, checkpoint.weights_sha256, options.overwrite)  # before any work is spent
     model = checkpoint.model.to(memory_format=torch.channels_last)
     spec = checkpoint.preprocess
     progress = options.progress and info.is_main
@@ -91,7 +86,7 @@ def evaluate_checkpoint(
     probabilities = predict_shard(
         lambda mine: predict_probabilities(
             model, cache.images, mine, spec, device, batch_size=batch_size, flip_tta=flip_tta,
-            progress=progress, desc=f"Evaluating {_run_name(checkpoint_path)}", on_batch=on_batch,
+            progress=progress, desc=f"Evaluating {run_name(checkpoint_path)}", on_batch=on_batch,
         ),
         rows, info, len(checkpoint.attributes),
     )
@@ -101,10 +96,11 @@ def evaluate_checkpoint(
 
     meta = {
         "checkpoint": {
-            "path": str(checkpoint_path),
+            # Which model made these predictions; its tuned thresholds are read from it when used
+            # (thresholds.evaluated_checkpoint), never copied here where they would go stale.
+            "path": str(Path(checkpoint_path).resolve()),
             "weights_sha256": checkpoint.weights_sha256,
             "arch": checkpoint.spec.arch,
-            "thresholds": checkpoint.thresholds,
             "best_epoch": checkpoint.meta.get("training", {}).get("best_epoch"),
         },
         "split": options.split,
@@ -147,10 +143,17 @@ def evaluate_checkpoints(
     data_roots: Sequence[str | Path],
     out: str | Path | None = None,
     options: EvalOptions = EvalOptions(),
+    workspace_root: Path | None = None,
 ) -> list[Predictions]:
-    """Evaluate several checkpoints (an ablation) on the same split, each into its own artifact."""
+    """Evaluate several checkpoints (an ablation) on the same split, each into its own artifact.
+
+    Every output folder is checked before the first evaluation starts, so a call that would replace
+    another checkpoint's artifact fails at once and writes nothing.
+    """
     if not checkpoints:
         raise ConfigError("No checkpoint given")
-    folders = output_folders(checkpoints, out, options)
+    folders = output_folders(checkpoints, out, options, default_workspace_root(workspace_root))
+    for checkpoint, folder in zip(checkpoints, folders):
+        check_replaceable(folder, read_checkpoint_meta(checkpoint)["weights_sha256"], options.overwrite)
     index = load_index(data_roots)
     return [evaluate_checkpoint(c, index, folder, options) for c, folder in zip(checkpoints, folders)]

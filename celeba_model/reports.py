@@ -17,61 +17,28 @@ from .bootstrap import bootstrap_ci
 from .curves import average_precision, expected_calibration_error, roc_auc
 from .errors import ConfigError
 from .fileio import atomic_write_text
+from .layout import default_workspace_root
 from .metrics import attribute_metrics, summarize
 from .paper_reference import PAPER_ABLATIONS, PAPER_AVERAGE, PAPER_TABLE
 from .predictions import Predictions
+from .thresholds import CHECKPOINT, evaluated_checkpoint, thresholds_for
 
 SUMMARY_KEYS = ("macro_precision", "macro_recall", "macro_f1", "paper_f", "micro_f1", "macro_accuracy",
                 "macro_balanced_accuracy")
 
 
-def resolve_thresholds(choice: str | float | dict | None, predictions: Predictions) -> tuple[np.ndarray, str]:
-    """Per-attribute thresholds and a label saying where they came from.
+def resolve_thresholds(
+    choice: str | float | dict | None, predictions: Predictions, workspace_root: Path | None = None
+) -> tuple[np.ndarray, str]:
+    """Per-attribute thresholds for an artifact and a label saying where they came from.
 
-    ``choice`` is a number (one threshold for all), ``"checkpoint"`` (the tuned thresholds stored in
-    the evaluated checkpoint), a path to a thresholds JSON file (as written by ``tune``), or a dict.
+    ``choice`` is a number (one threshold for all), ``"checkpoint"`` (the tuned thresholds stored for
+    the checkpoint that made the artifact, read from it now, see ``thresholds.stored_thresholds``),
+    a path to a thresholds JSON file (as written by ``tune``), or a dict.
     """
-    attributes = predictions.attributes
-    if choice is None:
-        choice = 0.5
-    if isinstance(choice, (int, float)) or (isinstance(choice, str) and _is_number(choice)):
-        value = float(choice)
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"A threshold must be between 0 and 1, got {value}")
-        return np.full(len(attributes), value), f"{value:g}"
-    if isinstance(choice, dict):
-        return _from_mapping(choice, attributes, "given"), "given"
-    if choice == "checkpoint":
-        stored = predictions.meta.get("checkpoint", {}).get("thresholds")
-        if not stored:
-            raise ConfigError(
-                f"The checkpoint evaluated in {predictions.folder} had no tuned thresholds; run "
-                "`python -m celeba_model tune --save-to-checkpoint` on a validation run first"
-            )
-        return _from_mapping(stored, attributes, "checkpoint"), "checkpoint"
-    path = Path(choice)
-    if not path.is_file():
-        raise ConfigError(f"--thresholds {choice!r} is neither a number, 'checkpoint', nor a thresholds JSON file")
-    try:
-        values = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from err
-    return _from_mapping(values.get("thresholds", values), attributes, str(path)), str(path)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _from_mapping(values: dict, attributes: Sequence[str], source: str) -> np.ndarray:
-    missing = [a for a in attributes if a not in values]
-    if missing:
-        raise ConfigError(f"Thresholds from {source} lack attribute(s): {', '.join(missing)}")
-    return np.array([float(values[a]) for a in attributes])
+    root = default_workspace_root(workspace_root)
+    checkpoint = evaluated_checkpoint(predictions, root) if choice == CHECKPOINT else None
+    return thresholds_for(choice, predictions.attributes, checkpoint, root)
 
 
 def attribute_report(
@@ -195,12 +162,14 @@ def write_report(report: dict, folder: str | Path) -> tuple[Path, Path]:
 
 def compare_runs(
     runs: Sequence[Predictions],
-    thresholds: str | float | None = 0.5,
+    thresholds: str | float | Sequence[np.ndarray] | None = 0.5,
     n_boot: int = 1000,
     names: Sequence[str] | None = None,
+    workspace_root: Path | None = None,
 ) -> dict:
     """Macro figures per run (with intervals), per-attribute F1 per run, and the paper's ablation table.
 
+    ``thresholds``: one choice for every run (see ``resolve_thresholds``) or one array per run.
     ``names`` label the runs (default: each artifact's folder name and split).
     """
     if not runs:
@@ -211,7 +180,13 @@ def compare_runs(
     for run in runs[1:]:
         if run.attributes != attributes:
             raise ConfigError(f"{run.name} predicts {run.attributes}, {runs[0].name} predicts {attributes}: not comparable")
-    reports = [attribute_report(r, resolve_thresholds(thresholds, r)[0], n_boot=n_boot) for r in runs]
+    if isinstance(thresholds, (list, tuple)):
+        if len(thresholds) != len(runs):
+            raise ConfigError(f"{len(thresholds)} threshold arrays for {len(runs)} runs")
+        per_run = [np.asarray(t, dtype=np.float64) for t in thresholds]
+    else:
+        per_run = [resolve_thresholds(thresholds, r, workspace_root)[0] for r in runs]
+    reports = [attribute_report(r, t, n_boot=n_boot) for r, t in zip(runs, per_run)]
     for report, name in zip(reports, names or [r["run"] for r in reports]):
         report["run"] = name
     reference = next((i for i, r in enumerate(reports) if r["arch"] == "paper"), 0)

@@ -9,7 +9,12 @@ Layout under a workspace root (the repository by default):
 - ``checkpoints/celeba/``: checkpoints trained on real CelebA, with their evaluation artifacts
   (predictions only, no images) in ``checkpoints/celeba/runs/NAME/{val,test}`` and a
   ``results.json`` summary;
-- ``data/demo/``: the generated demo dataset.
+- ``data/demo/``: the generated demo dataset;
+- ``runs/thresholds/``: tuned thresholds for checkpoints whose file is never rewritten (see
+  ``celeba_model.thresholds``).
+
+The root is ``--workspace``, else ``$CELEBA_WORKSPACE``, else the checkout when working inside
+it, else the current folder (``layout.default_workspace_root``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +32,9 @@ from .dataset_index import load_index
 from .demo import make_demo_dataset
 from .errors import ConfigError
 from .evaluate import EvalOptions, evaluate_checkpoint
+from .layout import REPO_ROOT, default_run_folder, default_workspace_root
 from .predictions import ARRAY_FILE, Predictions, find_prediction_runs, load_predictions, save_predictions
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINTS = Path("checkpoints") / "demo"
 DEMO_MANIFEST = "manifest.json"
 # The demo checkpoints were trained on this dataset; regenerating it gives the same held-out people.
@@ -48,7 +53,7 @@ def _quiet(stage: str, fraction: float) -> None:
 class Workspace:
     """Paths of one workspace; every folder is created on demand."""
 
-    root: Path = REPO_ROOT
+    root: Path = field(default_factory=default_workspace_root)
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -107,7 +112,7 @@ class Workspace:
         manifest = self.demo_manifest()
         on_progress("Generating the demo dataset", 0.0)
         make_demo_dataset(
-            self.demo_data, progress=False,
+            self.demo_data, progress=False, overwrite=True,  # the workspace's own demo folder
             on_progress=lambda done, total: on_progress("Generating the demo dataset", 0.6 * done / total),
             **manifest["demo_dataset"],
         )
@@ -123,7 +128,9 @@ class Workspace:
             stage = f"Evaluating demo checkpoint {name} on {split}"
             on_progress(stage, 0.6 + 0.4 * i / len(jobs))
             evaluate_checkpoint(
-                checkpoint, index, folder, EvalOptions(split=split, cache_dir=str(self.cache_dir), progress=False),
+                # The demo's own folders: an artifact of older demo weights is replaced.
+                checkpoint, index, folder, EvalOptions(split=split, cache_dir=str(self.cache_dir), progress=False,
+                                                       overwrite=True),
                 on_batch=lambda done, total, i=i, stage=stage: on_progress(stage, 0.6 + 0.4 * (i + done / total) / len(jobs)),
             )
         on_progress("Demo ready", 1.0)
@@ -205,10 +212,8 @@ class Workspace:
         return shipped + trained
 
     def output_for(self, checkpoint: Path, split: str) -> Path:
-        """Where an evaluation started from the dashboard lands: runs/<checkpoint name>/<split>."""
-        checkpoint = Path(checkpoint)
-        name = checkpoint.parent.name if checkpoint.stem in ("best", "last") else checkpoint.stem
-        return self.runs_dir / name / split
+        """Where an evaluation lands: runs/<checkpoint name>/<split>, the CLI's rule too."""
+        return default_run_folder(self.root, checkpoint, split)
 
     def evaluate(
         self,
@@ -217,14 +222,18 @@ class Workspace:
         split: str,
         on_progress: ProgressCallback = _quiet,
         out: Path | None = None,
+        overwrite: bool = False,
     ) -> Predictions:
-        """Evaluate one checkpoint on user data into a normal run artifact (see ``output_for``)."""
+        """Evaluate one checkpoint on user data into a normal run artifact (see ``output_for``).
+
+        Refuses to replace an artifact of another checkpoint unless ``overwrite``.
+        """
         on_progress("Reading the data roots", 0.0)
         index = load_index(data_roots)
         stage = f"Evaluating {Path(checkpoint).name} on {split}"
         return evaluate_checkpoint(
             checkpoint, index, out or self.output_for(checkpoint, split),
-            EvalOptions(split=split, cache_dir=str(self.cache_dir), progress=False),
+            EvalOptions(split=split, cache_dir=str(self.cache_dir), progress=False, overwrite=overwrite),
             on_batch=lambda done, total: on_progress(stage, done / total),
         )
 
@@ -241,11 +250,10 @@ def sibling_run(predictions: Predictions, split: str) -> Path | None:
     return candidate if same else None
 
 
-def ship_artifact(predictions: Predictions, checkpoint: str, thresholds: dict[str, float], folder: Path) -> None:
+def ship_artifact(predictions: Predictions, checkpoint: str, folder: Path) -> None:
     """Save an evaluation next to a shipped checkpoint, naming it by ``checkpoint`` (a workspace-relative
-    path such as ``checkpoints/celeba/NAME.safetensors``) with the thresholds stored in it."""
+    path such as ``checkpoints/celeba/NAME.safetensors``); its thresholds stay in the checkpoint."""
     predictions.meta["checkpoint"]["path"] = checkpoint
-    predictions.meta["checkpoint"]["thresholds"] = thresholds
     # Image paths beside the repository (../shared/...) are stored relative to it, so that the shipped
     # artifact finds them in any checkout that has the same neighbour, not only on this machine.
     predictions.paths = np.array([_beside_repo(p) for p in predictions.paths])

@@ -7,7 +7,6 @@ $CELEBA_ROOT, or after `--` on the command line.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -22,13 +21,6 @@ if str(HERE.parent) not in sys.path:  # run from a checkout without `pip install
 from celeba_model.errors import CelebAModelError  # noqa: E402
 
 import ui  # noqa: E402
-
-
-def _command_line_data_root() -> str:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--data-root", default="")
-    args, _ = parser.parse_known_args(sys.argv[1:])
-    return args.data_root
 
 
 def _bootstrap_demo() -> None:
@@ -81,11 +73,17 @@ def _evaluate_form() -> None:
     chosen = st.selectbox("Checkpoint", list(names), key="eval_checkpoint")
     split = st.selectbox("Split", ["test", "val", "train", "all"], key="eval_split")
     root = ui.data_root()
+    target = workspace.output_for(names[chosen], split)
+    st.caption(f"Into `{ui.run_label(target)}`")
+    overwrite = st.checkbox("Replace a run of another checkpoint there", key="eval_overwrite",
+                            help="Without this, a run made by a different checkpoint in that folder is kept and "
+                            "the evaluation is refused")
     if st.button("Evaluate", disabled=not root, help=None if root else "Set the CelebA folder first"):
         bar = st.progress(0.0, text="Starting...")
         try:
             predictions = workspace.evaluate(names[chosen], [root], split,
-                                             lambda stage, f: bar.progress(min(max(f, 0.0), 1.0), text=stage))
+                                             lambda stage, f: bar.progress(min(max(f, 0.0), 1.0), text=stage),
+                                             overwrite=overwrite)
         except CelebAModelError as err:
             # Earlier runs are untouched: artifacts are written atomically, and only on success.
             st.error(f"Evaluation failed: {err}")
@@ -99,7 +97,7 @@ def _evaluate_form() -> None:
 def main() -> None:
     st.set_page_config(page_title="CelebA attributes", page_icon=":material/face:", layout="wide")
     if ui.DATA_ROOT_KEY not in st.session_state:
-        st.session_state[ui.DATA_ROOT_KEY] = _command_line_data_root() or os.environ.get("CELEBA_ROOT", "")
+        st.session_state[ui.DATA_ROOT_KEY] = ui.command_line_option("--data-root") or os.environ.get("CELEBA_ROOT", "")
     _bootstrap_demo()
     _sidebar()
     pages = [

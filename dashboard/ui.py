@@ -7,7 +7,9 @@ bootstrap intervals as data keyed by their thresholds.
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +18,18 @@ from PIL import Image
 
 from celeba_model.celeba_files import CelebANotFoundError, find_layout
 from celeba_model.crop import CropBox, crop_and_resize
+from celeba_model.errors import CelebAModelError
 from celeba_model.face_detection import FaceDetector
 from celeba_model.images import ImageReadError, open_image
 from celeba_model.inference import Predictor
+from celeba_model.layout import WORKSPACE_ENV, default_workspace_root
 from celeba_model.predictions import ARRAY_FILE, Predictions, load_predictions
 from celeba_model.reports import attribute_report
 from celeba_model.sweep import ThresholdSweep
+from celeba_model.thresholds import evaluated_checkpoint, stored_thresholds, thresholds_for
 from celeba_model.workspace import Workspace
+
+CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout this dashboard is part of
 
 RUN_KEY = "run"  # path of the chosen run folder, read by every page
 RUN_CHOICE_KEY = "run_choice"  # the sidebar selector's label of it
@@ -30,10 +37,42 @@ PENDING_RUN_KEY = "pending_run"  # a run to select on the next rerun
 DATA_ROOT_KEY = "data_root"
 
 
+def command_line_option(name: str) -> str:
+    """An option given after ``--`` on the streamlit command line (``streamlit run app.py -- --name X``)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(name, default="")
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return getattr(args, name.lstrip("-").replace("-", "_"))
+
+
 def workspace() -> Workspace:
-    """The workspace root: $CELEBA_WORKSPACE, else the repository (read on every run: it is cheap)."""
-    root = os.environ.get("CELEBA_WORKSPACE")
-    return Workspace(Path(root)) if root else Workspace()
+    """``--workspace`` after ``--``, else $CELEBA_WORKSPACE, else the checkout this dashboard belongs
+    to (read on every run: it is cheap)."""
+    explicit = command_line_option("--workspace") or os.environ.get(WORKSPACE_ENV)
+    return Workspace(default_workspace_root(explicit) if explicit else CHECKOUT)
+
+
+def stored_thresholds_of(checkpoint: Path, attributes: list[str]) -> tuple[np.ndarray | None, str]:
+    """The tuned thresholds stored for a checkpoint file, read now, and where they came from
+    (the workspace's override or the checkpoint itself); (None, why not) when there are none."""
+    root = workspace().root
+    try:
+        stored = stored_thresholds(checkpoint, root)
+        if stored is None:
+            return None, "This checkpoint has no saved thresholds"
+        return thresholds_for(stored.values, attributes, None, root)[0], str(stored.source)
+    except CelebAModelError as err:
+        return None, str(err)
+
+
+def checkpoint_thresholds(predictions: Predictions) -> tuple[np.ndarray | None, str]:
+    """The tuned thresholds stored for the checkpoint that made ``predictions``, read now, and where
+    they came from; (None, why not) when there are none or the checkpoint moved or changed."""
+    try:
+        checkpoint = evaluated_checkpoint(predictions, workspace().root)
+    except CelebAModelError as err:
+        return None, str(err)
+    return stored_thresholds_of(checkpoint, predictions.attributes)
 
 
 def run_mtime(folder: Path) -> float:

@@ -86,12 +86,11 @@ def main() -> None:
             artifacts[split] = evaluate_checkpoint(run / "best.safetensors", index, run / split,
                                                    EvalOptions(split=split, progress=False))
         tuned = tune_run(artifacts["val"], "f1")
-        save_thresholds_to_checkpoint(artifacts["val"], tuned)
+        save_thresholds_to_checkpoint(artifacts["val"], tuned, REPO_ROOT)
         shipped = out_dir / f"{name}.safetensors"
         shutil.copyfile(run / "best.safetensors", shipped)
         for split in ("val", "test"):
-            ship_artifact(artifacts[split], str(shipped.relative_to(REPO_ROOT)), tuned["thresholds"],
-                          out_dir / "runs" / name / split)
+            ship_artifact(artifacts[split], str(shipped.relative_to(REPO_ROOT)), out_dir / "runs" / name / split)
         test = load_predictions(out_dir / "runs" / name / "test")
         tuned_values = np.array([tuned["thresholds"][a] for a in test.attributes])
         report = attribute_report(test, tuned_values, n_boot=1000)

@@ -52,7 +52,7 @@ def main() -> None:
             shutil.rmtree(run)
         train(TrainConfig(data_roots=[str(data)], out=str(run), epochs=args.epochs, **options))
         val = evaluate_checkpoint(run / "best.safetensors", index, run / "val", EvalOptions(split="val"))
-        save_thresholds_to_checkpoint(val, tune_run(val, "f1"))
+        save_thresholds_to_checkpoint(val, tune_run(val, "f1"), REPO_ROOT)
         target = out_dir / f"{name}.safetensors"
         shutil.copyfile(run / "best.safetensors", target)
         meta = load_checkpoint(target).meta

@@ -181,7 +181,7 @@ def ship(name: str, as_name: str, results: dict) -> None:
     shutil.copyfile(run / "best.safetensors", shipped)
     update_checkpoint_meta(shipped, {"thresholds": thresholds, "thresholds_info": info, "inference": {"flip_tta": True}})
     for split in ("val", "test"):
-        ship_artifact(load_predictions(run / f"{split}-flip"), str(shipped.relative_to(REPO_ROOT)), thresholds,
+        ship_artifact(load_predictions(run / f"{split}-flip"), str(shipped.relative_to(REPO_ROOT)),
                       REPO_ROOT / "checkpoints" / "celeba" / "runs" / as_name / split)
     results[name]["tuning_check"] = check
     results[name]["shipped_as"] = as_name  # the dashboard ranks shipped models by validation macro-F1

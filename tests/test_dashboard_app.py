@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from celeba_model.checkpoint import load_checkpoint
+from celeba_model.thresholds import stored_thresholds
 from celeba_model.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,20 +88,28 @@ def test_threshold_sliders_change_the_metrics(app):
     assert at.dataframe[0].value.set_index("attribute").loc["Smiling", "threshold"] == pytest.approx(0.95)
 
 
-def test_tuning_on_validation_and_saving_into_the_checkpoint(app, workspace_root):
+def test_tuning_on_validation_and_saving_for_a_shipped_checkpoint(app, workspace_root):
     at = _open(app, "thresholds")
     default = Workspace(workspace_root).default_upload_checkpoint()  # whose test run the dashboard opens on
+    shipped_bytes = default.read_bytes()
     next(b for b in at.button if b.label == "Tune on validation").click().run()
     assert not at.exception
     assert any(f"Tuned on celeba/{default.stem}/val (shipped)" in s.value for s in at.success)
     thresholds = at.dataframe[0].value["threshold"].to_numpy()
     assert not np.allclose(thresholds, 0.5)
-    next(b for b in at.button if b.label == "Save into the checkpoint").click().run()
-    assert any("Saved into" in s.value for s in at.success)
-    stored = load_checkpoint(default).thresholds
-    assert np.allclose(list(stored.values()), thresholds, atol=1e-6)
+    next(b for b in at.button if b.label == "Save for this checkpoint").click().run()
+    assert any("Saved in" in s.value and "shipped, so its file is unchanged" in s.value for s in at.success)
+    # The shipped, version-controlled file is byte-identical; the thresholds live in the workspace.
+    assert default.read_bytes() == shipped_bytes
+    stored = stored_thresholds(default, workspace_root)
+    assert stored.source.parent == workspace_root / "runs" / "thresholds"
+    assert np.allclose(list(stored.values.values()), thresholds, atol=1e-6)
     next(b for b in at.button if b.label == "Reset to 0.5").click().run()
     assert np.allclose(at.dataframe[0].value["threshold"], 0.5)
+    next(b for b in at.button if b.label == "Use checkpoint's").click().run()
+    assert np.allclose(at.dataframe[0].value["threshold"], thresholds, atol=1e-6)
+    stored.source.unlink()  # leave the shipped thresholds in place for the other pages' tests
+    next(b for b in at.button if b.label == "Reset to 0.5").click().run()
 
 
 def test_ablations_compare_the_demo_runs(app):

@@ -65,7 +65,7 @@ def test_shipped_artifacts_name_images_beside_the_repository_relative_to_it(tmp_
         files=np.array(["000001.jpg", "000002.jpg"]), paths=np.array([str(beside), str(elsewhere)]),
         identity=np.array([1, 2]), meta={"attributes": ["Smiling"], "checkpoint": {"path": "x"}, "split": "test"},
     )
-    ship_artifact(predictions, "checkpoints/celeba/m.safetensors", {"Smiling": 0.5}, tmp_path / "run")
+    ship_artifact(predictions, "checkpoints/celeba/m.safetensors", tmp_path / "run")
     shipped = load_predictions(tmp_path / "run")
     assert list(shipped.paths) == ["../shared/celeba/img_align_celeba/000001.jpg", str(elsewhere)]
     assert shipped.meta["checkpoint"]["path"] == "checkpoints/celeba/m.safetensors"

@@ -37,14 +37,27 @@ if not chosen:
 
 
 @st.cache_data(show_spinner="Comparing runs...", max_entries=64)
-def _compare(folders: tuple[str, ...], mtimes: tuple[float, ...], thresholds: str) -> dict:
-    return compare_runs([ui.load_run(f) for f in folders], thresholds, n_boot=1000,
+def _compare(folders: tuple[str, ...], mtimes: tuple[float, ...], thresholds: tuple[tuple[float, ...], ...]) -> dict:
+    return compare_runs([ui.load_run(f) for f in folders], [list(t) for t in thresholds], n_boot=1000,
                         names=[ui.run_label(Path(f)) for f in folders])
+
+
+def _thresholds(folder: Path) -> tuple[float, ...]:
+    """The run's thresholds in the chosen mode; the tuned ones are read from each checkpoint now."""
+    run = ui.load_run(folder)
+    if threshold_mode == "0.5":
+        return (0.5,) * len(run.attributes)
+    values, source = ui.checkpoint_thresholds(run)
+    if values is None:
+        st.error(f"{ui.run_label(folder)}: {source}")
+        st.stop()
+    return tuple(float(v) for v in values)
 
 
 folders = tuple(str(labels[name]) for name in chosen)
 try:
-    comparison = _compare(folders, tuple(ui.run_mtime(labels[name]) for name in chosen), threshold_mode)
+    comparison = _compare(folders, tuple(ui.run_mtime(labels[name]) for name in chosen),
+                          tuple(_thresholds(labels[name]) for name in chosen))
 except CelebAModelError as err:
     st.error(str(err))
     st.stop()

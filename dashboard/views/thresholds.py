@@ -20,7 +20,8 @@ attributes = predictions.attributes
 sweep = ui.sweep_for(folder)
 slider_keys = [f"slider::{folder}::{a}" for a in attributes]
 global_key = f"slider::{folder}::all"
-stored = predictions.meta.get("checkpoint", {}).get("thresholds") or {}
+# Read from the checkpoint (or the workspace's override for it) on every rerun, never from a copy.
+stored, stored_source = ui.checkpoint_thresholds(predictions)
 
 
 def _apply(values: np.ndarray) -> None:
@@ -57,7 +58,7 @@ def _tune() -> None:
 
 
 def _use_stored() -> None:
-    _apply(np.array([float(stored.get(a, 0.5)) for a in attributes]))
+    _apply(stored)
 
 
 thresholds = ui.current_thresholds(folder, attributes)
@@ -77,8 +78,9 @@ with st.container(border=True):
         b1, b2, b3 = st.columns(3)
         b1.button("Tune on validation", on_click=_tune, type="primary")
         b2.button("Reset to 0.5", on_click=_apply, args=(np.full(len(attributes), 0.5),))
-        b3.button("Use checkpoint's", on_click=_use_stored, disabled=not stored,
-                  help="The thresholds saved in the checkpoint" if stored else "This checkpoint has no saved thresholds")
+        b3.button("Use checkpoint's", on_click=_use_stored, disabled=stored is None,
+                  help=f"The thresholds saved for this checkpoint, from {stored_source}" if stored is not None
+                  else stored_source)
     message = st.session_state.pop("tune_message", None)
     if message:
         getattr(st, message[0])(message[1])
@@ -125,12 +127,13 @@ d1, d2, d3 = st.columns(3)
 d1.download_button("Download JSON", json.dumps(record, indent=2), file_name="thresholds.json", mime="application/json")
 d2.download_button("Download CSV", table[["attribute", "threshold"]].to_csv(index=False), file_name="thresholds.csv",
                    mime="text/csv")
-if d3.button("Save into the checkpoint", help="Writes them into the checkpoint's metadata (weights untouched); "
-             "the Upload page and `report --thresholds checkpoint` use them"):
+if d3.button("Save for this checkpoint", help="Stores them with the checkpoint, where the Upload page, `predict` and "
+             "`report --thresholds checkpoint` read them: in its metadata (weights untouched), or for a shipped "
+             "checkpoint in the workspace's runs/thresholds/ (the shipped file is never rewritten)"):
     try:
-        recorded = predictions.meta.get("checkpoint", {}).get("path")
-        path = save_thresholds_to_checkpoint(predictions, record, ui.workspace().resolve(recorded) if recorded else None)
+        path = save_thresholds_to_checkpoint(predictions, record, ui.workspace().root)
     except CelebAModelError as err:
         st.error(f"Not saved: {err}")
     else:
-        st.success(f"Saved into {path}")
+        st.success(f"Saved in {path}" + (" (this checkpoint is shipped, so its file is unchanged)"
+                                         if path.suffix == ".json" else ""))

@@ -56,9 +56,10 @@ elif len(result.faces) > 1:
     st.info(f"{len(result.faces)} faces found; predicting the most prominent one (largest box times detector "
             "confidence), outlined in green. Crop the photo to choose another.")
 
-tuned = predictor.checkpoint.thresholds
-use_tuned = st.toggle("Use the checkpoint's tuned thresholds", value=bool(tuned), disabled=not tuned, key="upload_tuned")
-thresholds = predictor.thresholds() if use_tuned else np.full(len(predictor.attributes), 0.5)
+tuned, tuned_source = ui.stored_thresholds_of(names[choice], predictor.attributes)
+use_tuned = st.toggle("Use the checkpoint's tuned thresholds", value=tuned is not None, disabled=tuned is None,
+                      key="upload_tuned", help=f"From {tuned_source}" if tuned is not None else tuned_source)
+thresholds = tuned if use_tuned and tuned is not None else np.full(len(predictor.attributes), 0.5)
 prediction = result.prediction
 decisions = prediction.decisions(thresholds)
 

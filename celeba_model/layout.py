@@ -1,0 +1,73 @@
+"""Where things live: the workspace folder, run folders named by checkpoint, threshold overrides.
+
+A workspace is the folder a user works in: ``checkpoints/`` (shipped, version-controlled models),
+``runs/`` (training runs and predictions artifacts) and ``data/`` (the generated demo). The CLI
+and the dashboard place files by the rules in this module, so both always agree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# The source checkout this package was imported from (a non-editable install has none).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKSPACE_ENV = "CELEBA_WORKSPACE"
+RUNS_FOLDER = "runs"
+CHECKPOINTS_FOLDER = "checkpoints"
+# Tuned thresholds for checkpoints that must not be rewritten (shipped or read-only files), one JSON
+# file per set of weights: runs/thresholds/<checkpoint name>-<first 12 hex digits of the weights digest>.json
+OVERRIDES_FOLDER = "thresholds"
+
+
+def is_checkout(folder: Path) -> bool:
+    """True for a source checkout of this project (not site-packages after ``pip install .``)."""
+    return (folder / "pyproject.toml").is_file() and (folder / "celeba_model").is_dir() and (folder / CHECKPOINTS_FOLDER).is_dir()
+
+
+def default_workspace_root(explicit: str | Path | None = None) -> Path:
+    """The workspace: ``explicit`` (``--workspace``), else ``$CELEBA_WORKSPACE``, else the checkout
+    when the current folder is inside this package's checkout, else the current folder."""
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    env = os.environ.get(WORKSPACE_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    if is_checkout(REPO_ROOT) and cwd.is_relative_to(REPO_ROOT):
+        return REPO_ROOT
+    return cwd
+
+
+def run_name(checkpoint: str | Path) -> str:
+    """A checkpoint's name for folders: its stem, or its run folder's name for a run's
+    ``best.safetensors`` / ``last.safetensors``."""
+    path = Path(checkpoint)
+    return path.parent.name if path.stem in ("best", "last") else path.stem
+
+
+def default_run_folder(workspace_root: Path, checkpoint: str | Path, split: str, flip_tta: bool | None = None) -> Path:
+    """Where an evaluation lands unless told otherwise: ``runs/<checkpoint name>/<split>``
+    (``<split>-flip`` when flip averaging was asked for explicitly)."""
+    return Path(workspace_root) / RUNS_FOLDER / run_name(checkpoint) / (split + ("-flip" if flip_tta else ""))
+
+
+def threshold_override_file(workspace_root: Path, checkpoint: str | Path, weights_sha256: str) -> Path:
+    return Path(workspace_root) / RUNS_FOLDER / OVERRIDES_FOLDER / f"{run_name(checkpoint)}-{weights_sha256[:12]}.json"
+
+
+def find_threshold_override(workspace_root: Path, weights_sha256: str) -> Path | None:
+    """The override file for these weights, wherever their checkpoint file is now (matched by digest)."""
+    folder = Path(workspace_root) / RUNS_FOLDER / OVERRIDES_FOLDER
+    if not folder.is_dir():
+        return None
+    matches = sorted(folder.glob(f"*-{weights_sha256[:12]}.json"))
+    return matches[0] if matches else None
+
+
+def is_protected_checkpoint(checkpoint: str | Path, workspace_root: Path) -> bool:
+    """Checkpoints whose file is never rewritten: the shipped ones (under a workspace's or this
+    checkout's ``checkpoints/``, version-controlled) and files this user cannot write."""
+    path = Path(checkpoint).resolve()
+    shipped = [Path(workspace_root).resolve() / CHECKPOINTS_FOLDER, REPO_ROOT / CHECKPOINTS_FOLDER]
+    return any(path.is_relative_to(folder) for folder in shipped) or not os.access(path, os.W_OK)
