@@ -1351,12 +1351,14 @@ def make_demo_dataset(
     workers: int | None = None,
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> DemoSummary:
     """Write a synthetic CelebA with ``num_images`` faces to ``out`` and summarise it.
 
     Reuses ``out`` without touching it if it already holds a complete demo made with the same
-    ``num_images``, ``seed`` and generator version. Refuses (ValueError) to write into an existing
-    non-empty folder that is not a demo folder. ``workers`` defaults to the CPU count; 1 renders
+    ``num_images``, ``seed`` and generator version; an unfinished one (a killed run) is completed.
+    Refuses (ConfigError) to write into an existing non-empty folder that is not a demo folder, and
+    to replace a finished demo of other settings unless ``overwrite``. ``workers`` defaults to the CPU count; 1 renders
     in-process. The output depends only on ``num_images`` and ``seed``. ``on_progress(done, total)``
     is called as images are drawn (for a dashboard progress bar).
     """
@@ -1376,6 +1378,14 @@ def make_demo_dataset(
         raise ConfigError(
             f"{root} is not empty and holds no {INFO_FILE}, so it is not a demo dataset folder; "
             "refusing to write into it. Choose an empty or new folder."
+        )
+    settings = (info or {}).get("num_images"), (info or {}).get("seed"), (info or {}).get("version")
+    if info and info.get("complete") is True and settings != (num_images, seed, GENERATOR_VERSION) and not overwrite:
+        found = (f"{info.get('num_images')} images, seed {info.get('seed')}, generator version {info.get('version')}")
+        raise ConfigError(
+            f"{root} already holds a demo dataset of {found}; replacing it with {num_images} images, seed {seed}, "
+            f"version {GENERATOR_VERSION} would delete it. Pass --overwrite to replace it, or choose another --out "
+            "(nothing was changed)"
         )
 
     _prepare_folder(root, num_images, seed)

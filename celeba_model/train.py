@@ -38,7 +38,8 @@ from .devices import autocast, resolve_device
 from .distributed import DistInfo, barrier, init_distributed, main_first, mean_over_ranks, predict_shard
 from .errors import CelebAModelError, ConfigError
 from .metrics import f1_scores
-from .models import count_parameters, create_model, model_spec
+from . import run_lock
+from .models import ModelSpec, count_parameters, create_model, model_spec
 from .predict import predict_probabilities
 from .preprocess import PreprocessSpec, normalise, to_unit_float
 
@@ -89,18 +90,46 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        self._check_types()
         self.attributes = resolve_attributes(self.attributes)
         if self.pos_weight not in POS_WEIGHT_MODES:
             raise ConfigError(f"pos_weight must be one of {POS_WEIGHT_MODES}, got {self.pos_weight!r}")
         for name in ("epochs", "batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be zero or a positive number, got {self.weight_decay}")
         if self.data_on_device not in DATA_ON_DEVICE_MODES:
             raise ConfigError(f"data_on_device must be one of {DATA_ON_DEVICE_MODES}, got {self.data_on_device!r}")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ConfigError(f"ema must be between 0 and 1 (for example 0.998), got {self.ema}")
-        if self.max_train_images is not None and self.max_train_images < 1:
-            raise ConfigError(f"max_train_images must be at least 1, got {self.max_train_images}")
+        for name in ("max_train_images", "patience"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be 0 or more, got {self.workers}")
+
+    def _check_types(self) -> None:
+        """Settings come from the command line and from config.json files a user may have edited:
+        a value of the wrong type gets a message naming the setting, not a traceback later."""
+        expected = {
+            "data_roots": list, "out": str, "arch": str, "attributes": (list, tuple), "epochs": int,
+            "batch_size": int, "lr": (int, float), "weight_decay": (int, float), "seed": int, "split_seed": int,
+            "image_size": int, "color": str, "pos_weight": str, "augment": bool, "ema": (int, float, type(None)),
+            "max_train_images": (int, type(None)), "patience": (int, type(None)), "model_config": dict,
+            "workers": int, "device": str, "data_on_device": str, "cache_dir": (str, type(None)),
+            "eval_batch_size": (int, type(None)), "progress": bool,
+        }
+        for name, types in expected.items():
+            value = getattr(self, name)
+            wrong_bool = isinstance(value, bool) and types is not bool and bool not in (types if isinstance(types, tuple) else (types,))
+            if not isinstance(value, types) or wrong_bool:
+                example = "a JSON object such as '{\"fc_hidden\": 256}'" if name == "model_config" else None
+                raise ConfigError(f"{name} must be {example or _type_names(types)}, got {value!r}")
+        if not all(isinstance(r, str) for r in self.data_roots):
+            raise ConfigError(f"data_roots must be a list of folder names, got {self.data_roots!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,6 +138,14 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _type_names(types: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
+             tuple: "a list", dict: "a JSON object", type(None): "null"}
+    types = types if isinstance(types, tuple) else (types,)
+    listed = dict.fromkeys(names[t] for t in types if not (t is int and float in types))  # "a number" covers both
+    return " or ".join(listed)
 
 
 class CachedBatches(Dataset):
@@ -241,8 +278,28 @@ def prepare_data(config: TrainConfig, spec: PreprocessSpec, info: DistInfo = Dis
     return RunData(index, cache.folder / "images.npy", cache.images, labels, train_rows, val_rows)
 
 
+def _read_saved_config(out: Path) -> dict:
+    """The config.json of an earlier run in ``out``, with a clear error when it is damaged."""
+    path = out / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TrainingError(f"{path} is damaged ({err}); it cannot be resumed. Start a new run in another --out") from err
+    if not isinstance(saved, dict):
+        raise TrainingError(f"{path} is damaged (a JSON {type(saved).__name__}, not an object); it cannot be resumed")
+    return saved
+
+
+def read_run_config(out: str | Path) -> dict:
+    """The settings a run in ``out`` was started with (for ``--resume``)."""
+    out = Path(out)
+    if not (out / "config.json").is_file():
+        raise TrainingError(f"Nothing to resume in {out}: it has no config.json from an earlier run")
+    return _read_saved_config(out)
+
+
 def _check_resumable(config: TrainConfig, out: Path) -> dict:
-    saved_config = json.loads((out / "config.json").read_text())
+    saved_config = read_run_config(out)
     differences = [
         f"{name}: run has {saved_config.get(name)!r}, asked for {getattr(config, name)!r}"
         for name in LOCKED_ON_RESUME
@@ -253,41 +310,74 @@ def _check_resumable(config: TrainConfig, out: Path) -> dict:
     return saved_config
 
 
+def _check_run_folder(config: TrainConfig, out: Path, resume: bool) -> None:
+    """A new run needs a folder without one; a resumed run needs one started with the same settings;
+    neither may start while another process is writing the folder."""
+    run_lock.check_unlocked(out)
+    if resume:
+        _check_resumable(config, out)
+    elif (out / "last.safetensors").exists() or (out / "config.json").exists():
+        raise TrainingError(
+            f"{out} already holds a training run. Pass --resume to continue it, or choose another --out "
+            "(nothing was changed)"
+        )
+
+
+def _build_model(mspec: ModelSpec) -> nn.Module:
+    try:
+        return create_model(mspec)
+    except (TypeError, ValueError, RuntimeError) as err:
+        if isinstance(err, CelebAModelError):
+            raise
+        raise ConfigError(f"Cannot build {mspec.arch} with model config {mspec.config}: {err}") from err
+
+
 def train(config: TrainConfig, resume: bool = False) -> dict:
-    """Train (or resume) a run; returns a summary with the best epoch and its validation macro-F1."""
+    """Train (or resume) a run; returns a summary with the best epoch and its validation macro-F1.
+
+    Everything that can be checked is checked before anything is written (settings, the model, the
+    run folder, the data), so a start that fails leaves no trace. While it trains, the run folder is
+    locked (``run_lock``): a second start into the same folder is refused.
+    """
     out = Path(config.out)
-    last_path, best_path = out / "last.safetensors", out / "best.safetensors"
     device = resolve_device(config.device)
     info = init_distributed(device.type)  # one process unless started by torchrun
     if device.type == "cuda":
         if info.enabled:
             device = torch.device("cuda", info.local_rank)
         torch.backends.cudnn.benchmark = True
-    say = print if info.is_main else (lambda *args, **kwargs: None)
-    if resume:
-        if not (out / "config.json").is_file():
-            raise TrainingError(f"Nothing to resume in {out}: it has no config.json from an earlier run")
-        _check_resumable(config, out)
-    elif last_path.exists() or (out / "config.json").exists():
-        raise TrainingError(
-            f"{out} already holds a training run. Pass --resume to continue it, or choose another --out "
-            "(nothing was changed)"
-        )
-    barrier(info)  # every rank has checked the folder before rank 0 writes into it
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=2))
-
     spec = PreprocessSpec(image_size=config.image_size, color=config.color)
+    mspec = model_spec(config.arch, spec.channels, len(config.attributes), spec.image_size, config.model_config)
+    torch.manual_seed(config.seed)  # weight initialisation
+    model = _build_model(mspec)
+    _check_run_folder(config, out, resume)
     data = prepare_data(config, spec, info)
+    barrier(info)  # every rank has checked the settings, folder and data before rank 0 writes
+    lock = run_lock.acquire(out) if info.is_main else None
+    try:
+        if info.is_main:
+            _check_run_folder(config, out, resume)  # again, now that no other process can start here
+            if not resume:
+                atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=2))
+        barrier(info)
+        return _run_epochs(config, resume, model.to(device).to(memory_format=torch.channels_last), mspec, spec, data,
+                           device, info)
+    finally:
+        if lock is not None:
+            run_lock.release(lock)
+
+
+def _run_epochs(
+    config: TrainConfig, resume: bool, model: nn.Module, mspec: ModelSpec, spec: PreprocessSpec, data: RunData,
+    device: torch.device, info: DistInfo,
+) -> dict:
+    """The training loop proper, on a checked configuration in a locked run folder."""
+    out = Path(config.out)
+    last_path, best_path = out / "last.safetensors", out / "best.safetensors"
+    say = print if info.is_main else (lambda *args, **kwargs: None)
     attributes = config.attributes
     train_labels = data.labels[data.train_rows]
     val_labels = data.labels[data.val_rows]
-
-    mspec = model_spec(config.arch, spec.channels, len(attributes), spec.image_size, config.model_config)
-    torch.manual_seed(config.seed)  # weight initialisation
-    model = create_model(mspec).to(device).to(memory_format=torch.channels_last)
     pos_weight = compute_pos_weight(train_labels, config.pos_weight)
     criterion = nn.BCEWithLogitsLoss(
         pos_weight=None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32, device=device)

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from celeba_model.attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES
+from celeba_model.errors import ConfigError
 from celeba_model.demo import (
     ATTR_FILE,
     IDENTITY_FILE,
@@ -183,10 +184,13 @@ def test_reuse_does_not_rewrite(demo1200: tuple[Path, DemoSummary]) -> None:
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
 
 
-def test_regenerates_own_folder_with_new_parameters(tmp_path: Path) -> None:
+def test_regenerates_own_folder_with_new_parameters_only_when_asked(tmp_path: Path) -> None:
     root = tmp_path / "demo"
     make_demo_dataset(root, num_images=90, seed=1, workers=1, progress=False)
-    summary = make_demo_dataset(root, num_images=70, seed=2, workers=1, progress=False)
+    with pytest.raises(ConfigError, match="already holds a demo dataset of 90 images, seed 1"):
+        make_demo_dataset(root, num_images=70, seed=2, workers=1, progress=False)
+    assert len(os.listdir(root / IMAGE_DIR)) == 90  # refused: nothing was touched
+    summary = make_demo_dataset(root, num_images=70, seed=2, workers=1, progress=False, overwrite=True)
     assert summary.num_images == 70
     assert len(os.listdir(root / IMAGE_DIR)) == 70  # stale images from the bigger run are gone
     info = json.loads((root / INFO_FILE).read_text())
