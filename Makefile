@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test clean
+.PHONY: setup run share test clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 run: $(STAMP)
 	$(PY) -m streamlit run dashboard/app.py $(ARGS)
+
+# The dashboard for others on the network: every interface, read-only (no evaluations, no saved
+# thresholds, CelebA folders limited to ALLOWED_ROOTS, a list separated by ':').
+share: $(STAMP)
+	CELEBA_DASHBOARD_READ_ONLY=1 CELEBA_ALLOWED_ROOTS="$(ALLOWED_ROOTS)" \
+		$(PY) -m streamlit run dashboard/app.py --server.address 0.0.0.0 $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -2,7 +2,9 @@
 
 On first start it generates the demo dataset and evaluates the shipped demo checkpoints (with a
 progress bar); later starts reuse that work. A CelebA folder can be given in the sidebar, in
-$CELEBA_ROOT, or after `--` on the command line.
+$CELEBA_ROOT, or after `--` on the command line. It listens on localhost only
+(.streamlit/config.toml); `-- --read-only --allowed-root DIR` is the mode for sharing it on a
+network (see ui.read_only).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import ui  # noqa: E402
 def _bootstrap_demo() -> None:
     """First start: make the demo data and its evaluations, showing progress; instant afterwards."""
     workspace = ui.workspace()
-    if not workspace.demo_checkpoints.is_dir() or workspace.demo_is_ready():
+    if not workspace.demo_checkpoints.is_dir() or workspace.demo_is_ready() or ui.read_only():
         return
     box = st.empty()
     with box.container():
@@ -44,12 +46,19 @@ def _bootstrap_demo() -> None:
 def _sidebar() -> None:
     runs = ui.list_runs()
     with st.sidebar:
-        st.text_input(
-            "CelebA folder",
-            key=ui.DATA_ROOT_KEY,
-            help="A folder with img_align_celeba/ and list_attr_celeba.txt (or torchvision's layout). "
-            "Used to evaluate checkpoints on your data and to show images in the Misclassified page.",
-        )
+        if ui.read_only():
+            st.caption("Shared read-only dashboard: evaluating and saving are off; CelebA folders are those the "
+                       "host allowed.")
+            st.selectbox("CelebA folder", ["", *ui.allowed_roots()], key=ui.DATA_ROOT_KEY,
+                         format_func=lambda r: r or "(none)",
+                         help="Used to show images in the Misclassified page.")
+        else:
+            st.text_input(
+                "CelebA folder",
+                key=ui.DATA_ROOT_KEY,
+                help="A folder with img_align_celeba/ and list_attr_celeba.txt (or torchvision's layout). "
+                "Used to evaluate checkpoints on your data and to show images in the Misclassified page.",
+            )
         if runs:
             paths = {ui.run_label(r): str(r) for r in runs}
             pending = st.session_state.pop(ui.PENDING_RUN_KEY, None)  # a run just evaluated from the sidebar
@@ -60,8 +69,9 @@ def _sidebar() -> None:
                 st.session_state[ui.RUN_CHOICE_KEY] = ui.run_label(default) if default else next(iter(paths))
             choice = st.selectbox("Run", list(paths), key=ui.RUN_CHOICE_KEY, help="A predictions artifact under runs/")
             st.session_state[ui.RUN_KEY] = paths[choice]
-        with st.expander("Evaluate a checkpoint"):
-            _evaluate_form()
+        if not ui.read_only():
+            with st.expander("Evaluate a checkpoint"):
+                _evaluate_form()
 
 
 def _evaluate_form() -> None:
@@ -97,7 +107,7 @@ def _evaluate_form() -> None:
 def main() -> None:
     st.set_page_config(page_title="CelebA attributes", page_icon=":material/face:", layout="wide")
     if ui.DATA_ROOT_KEY not in st.session_state:
-        st.session_state[ui.DATA_ROOT_KEY] = ui.command_line_option("--data-root") or os.environ.get("CELEBA_ROOT", "")
+        st.session_state[ui.DATA_ROOT_KEY] = ui.dashboard_options().data_root or os.environ.get("CELEBA_ROOT", "")
     _bootstrap_demo()
     _sidebar()
     pages = [

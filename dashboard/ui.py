@@ -37,19 +37,43 @@ PENDING_RUN_KEY = "pending_run"  # a run to select on the next rerun
 DATA_ROOT_KEY = "data_root"
 
 
-def command_line_option(name: str) -> str:
-    """An option given after ``--`` on the streamlit command line (``streamlit run app.py -- --name X``)."""
+READ_ONLY_ENV = "CELEBA_DASHBOARD_READ_ONLY"  # "1": the shared, read-only mode
+ALLOWED_ROOTS_ENV = "CELEBA_ALLOWED_ROOTS"  # CelebA folders a read-only dashboard offers, os.pathsep-separated
+
+
+def dashboard_options() -> argparse.Namespace:
+    """Options given after ``--`` on the streamlit command line (``streamlit run app.py -- --read-only``)."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument(name, default="")
+    parser.add_argument("--data-root", default="")
+    parser.add_argument("--workspace", default="")
+    parser.add_argument("--read-only", action="store_true")
+    parser.add_argument("--allowed-root", action="append", default=[])
     args, _ = parser.parse_known_args(sys.argv[1:])
-    return getattr(args, name.lstrip("-").replace("-", "_"))
+    return args
 
 
 def workspace() -> Workspace:
     """``--workspace`` after ``--``, else $CELEBA_WORKSPACE, else the checkout this dashboard belongs
     to (read on every run: it is cheap)."""
-    explicit = command_line_option("--workspace") or os.environ.get(WORKSPACE_ENV)
+    explicit = dashboard_options().workspace or os.environ.get(WORKSPACE_ENV)
     return Workspace(default_workspace_root(explicit) if explicit else CHECKOUT)
+
+
+def read_only() -> bool:
+    """The shared mode (``--read-only`` or $CELEBA_DASHBOARD_READ_ONLY=1): for a dashboard others reach
+    over the network. Nothing is written (no evaluations, no saved thresholds, no demo generation),
+    CelebA folders are limited to ``allowed_roots()``, and uploads stay in memory as always."""
+    return dashboard_options().read_only or os.environ.get(READ_ONLY_ENV, "") not in ("", "0")
+
+
+def allowed_roots() -> list[str]:
+    """The CelebA folders a read-only dashboard may read: ``--allowed-root`` (repeatable), then
+    $CELEBA_ALLOWED_ROOTS, then the start-up folder (``--data-root`` or $CELEBA_ROOT)."""
+    options = dashboard_options()
+    roots = list(options.allowed_root)
+    roots += [r for r in os.environ.get(ALLOWED_ROOTS_ENV, "").split(os.pathsep) if r]
+    roots += [r for r in (options.data_root, os.environ.get("CELEBA_ROOT", "")) if r]
+    return list(dict.fromkeys(roots))
 
 
 def stored_thresholds_of(checkpoint: Path, attributes: list[str]) -> tuple[np.ndarray | None, str]:
@@ -174,8 +198,9 @@ def require_run() -> tuple[Path, Predictions]:
 
 
 def data_root() -> str:
-    """The CelebA folder set in the sidebar ('' when none)."""
-    return str(st.session_state.get(DATA_ROOT_KEY, "") or "").strip()
+    """The CelebA folder set in the sidebar ('' when none; only an allowed one when read-only)."""
+    root = str(st.session_state.get(DATA_ROOT_KEY, "") or "").strip()
+    return root if not read_only() or root in allowed_roots() else ""
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)

@@ -127,7 +127,9 @@ d1, d2, d3 = st.columns(3)
 d1.download_button("Download JSON", json.dumps(record, indent=2), file_name="thresholds.json", mime="application/json")
 d2.download_button("Download CSV", table[["attribute", "threshold"]].to_csv(index=False), file_name="thresholds.csv",
                    mime="text/csv")
-if d3.button("Save for this checkpoint", help="Stores them with the checkpoint, where the Upload page, `predict` and "
+if ui.read_only():
+    d3.caption("Saving is off on this shared, read-only dashboard.")
+elif d3.button("Save for this checkpoint", help="Stores them with the checkpoint, where the Upload page, `predict` and "
              "`report --thresholds checkpoint` read them: in its metadata (weights untouched), or for a shipped "
              "checkpoint in the workspace's runs/thresholds/ (the shipped file is never rewritten)"):
     try:
