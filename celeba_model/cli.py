@@ -314,6 +314,81 @@ def _run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    from .photo import PHOTO_EXTENSIONS
+
+    p = sub.add_parser(
+        "predict",
+        help="predict the attributes of the face in photo files",
+        description="Find the most prominent face in each photo, frame it as training saw faces and predict its "
+        "attributes: the dashboard's Upload page for many files at once (photos opened and faces detected in "
+        "parallel, the model run in batches). Prints a table, or with --json one JSON list: per image "
+        '{"image", "face": [x, y, w, h] in the file\'s pixels or null, "probabilities", "decisions"}, or '
+        '{"image", "error"} for a file it cannot use. A bad file never stops the others; the exit status is 1 '
+        "when any image failed, 0 otherwise.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help=f"photo files, folders (their {', '.join(PHOTO_EXTENSIONS)} files, sorted) or glob patterns")
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="a .safetensors checkpoint (default: the Upload page's, the workspace's real-CelebA checkpoint "
+                   "with the best validation macro-F1)")
+    p.add_argument("--thresholds", default=None,
+                   help="decision thresholds: a number for all attributes, 'checkpoint' for the tuned ones stored for "
+                   "the checkpoint, or a thresholds JSON file written by `tune` (default: 'checkpoint' when it has "
+                   "stored thresholds, else 0.5, as the Upload page)")
+    p.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
+    p.add_argument("--csv", default=None, metavar="FILE",
+                   help="also write one row per image (image, face box, error, probability and decision per attribute)")
+    p.add_argument("--whole-image-if-no-face", action="store_true",
+                   help="predict the whole image when no face is found (default: report it as an error)")
+    _add_workspace(p)
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="say which checkpoint and thresholds are used, and show the face detector's own log lines")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import os
+
+    from .face_detection import FaceDetector
+    from .inference import Predictor
+    from .layout import default_workspace_root
+    from .photo_batch import (
+        PROGRESS_MIN_PHOTOS, PhotoBatchPredictor, default_thresholds_choice, expand_inputs, write_results,
+    )
+    from .thresholds import thresholds_for
+    from .workspace import Workspace
+
+    root = default_workspace_root(args.workspace)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else Workspace(root).default_upload_checkpoint()
+    if checkpoint is None:
+        raise ConfigError(f"no checkpoint found in the workspace {root}; pass --checkpoint FILE, or --workspace DIR "
+                          "for a workspace holding checkpoints/")
+    predictor = Predictor(checkpoint)
+    choice = args.thresholds or default_thresholds_choice(checkpoint, root)
+    thresholds, source = thresholds_for(choice, predictor.attributes, checkpoint, root)
+    inputs = list(expand_inputs(args.images))
+    if args.verbose:
+        flip = "on" if predictor.flip_tta else "off"
+        print(f"{len(inputs)} image(s); checkpoint {checkpoint} (flip averaging {flip}); thresholds {source}",
+              file=sys.stderr)
+    batch = PhotoBatchPredictor(predictor, whole_image_if_no_face=args.whole_image_if_no_face,
+                                detector_factory=lambda: FaceDetector(quiet=not args.verbose))
+    try:
+        failed = write_results(batch.predict(inputs), predictor.attributes, thresholds, [i.path for i in inputs],
+                               as_json=args.json, csv_path=args.csv,
+                               progress=None if len(inputs) >= PROGRESS_MIN_PHOTOS else False)
+    except BrokenPipeError:
+        # The reader went away (`predict ... | head`): stop quietly, as shell tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    if args.csv:
+        print(f"Wrote {args.csv}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(inputs)} image(s) could not be used", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="celeba-model",
@@ -328,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune(sub)
     _add_report(sub)
     _add_compare(sub)
+    _add_predict(sub)
     return parser
 
 

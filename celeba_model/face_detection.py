@@ -1,10 +1,11 @@
 """Face detection for uploaded photos: mediapipe's BlazeFace short-range model, fully offline.
 
-The model file ships in the repository (``models/face_detector/``, rebuilt by
-``scripts/build_face_detector.py``); nothing is downloaded at run time. It runs through
-mediapipe's Tasks ``FaceDetector`` on the CPU. When mediapipe cannot be imported or fails to
-start, the detector falls back to OpenCV's bundled Haar cascade (slower, weaker, no keypoints) with
-a ``FaceDetectorFallbackWarning``; ``FaceDetector.backend`` says which one is in use.
+The model file ships inside the package (``celeba_model/assets/face_detector/``, package data read
+with importlib.resources, rebuilt by ``scripts/build_face_detector.py``); nothing is downloaded at
+run time. It runs through mediapipe's Tasks ``FaceDetector`` on the CPU. When mediapipe cannot be
+imported or fails to start, the detector falls back to OpenCV's bundled Haar cascade (slower,
+weaker, no keypoints) with a ``FaceDetectorFallbackWarning``; ``FaceDetector.backend`` says which
+one is in use.
 
     detector = FaceDetector()             # load once (about 0.5 s), reuse for every image
     faces = detector.detect(image)        # PIL image -> list[Detection], most prominent first
@@ -28,19 +29,33 @@ Images the short-range model handles badly, and what is done (measured on CelebA
   12-megapixel photo takes about 11 ms, mostly the reduction;
 * faces narrower than about 9% of the image width are beyond the short-range model; when nothing
   is found on an image of at least 480 px, it is retried on 3x3 overlapping half-size tiles (a
-  face 7% of the width: 12% -> 95% found; 6%: 0% -> 89%).
+  face 7% of the width: 12% -> 95% found; 6%: 0% -> 89%);
+* a long thin image (a panorama, more than ``WINDOW_ASPECT`` = 2 times as long as it is high)
+  would be letterboxed into a sliver of the model's 128x128 input, its faces a few pixels high:
+  it is cut into overlapping windows 1.5 times as long as the short side, half a short side apart
+  (so any face up to the short side lies whole in one window), each detected like an image of its
+  own, and their detections merged by non-maximum suppression.
 
-Retries only accept detections scoring ``retry_min_confidence`` (0.75) or more, so they add no false
-positives on noise images; an image with no face costs all eleven passes, about 20-30 ms.
+Retries and windows only accept detections scoring ``retry_min_confidence`` (0.75) or more, so they
+add no false positives on noise images; an image with no face costs all eleven passes, about 20-30 ms.
+
+mediapipe's native code logs to file descriptor 2 when a detector starts, is first used and is
+closed ("Created TensorFlow Lite XNNPACK delegate", LiteRT INFO lines, a tensor-alignment warning).
+``FaceDetector(quiet=True)`` (the default) sends fd 2 to /dev/null around those moments only.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
 import warnings
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -50,8 +65,9 @@ from PIL import Image
 from .errors import CelebAModelError
 from .images import to_rgb
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "face_detector" / "face_detection_short_range.tflite"
+# Package data (see pyproject.toml), so a plain `pip install .` ships it.
+MODEL_RESOURCE = ("assets", "face_detector", "face_detection_short_range.tflite")
+DEFAULT_MODEL_PATH = Path(str(resources.files(__package__).joinpath(*MODEL_RESOURCE)))
 BUILD_SCRIPT = "scripts/build_face_detector.py"
 
 BACKENDS = ("mediapipe", "opencv-haar")
@@ -75,6 +91,13 @@ TILE_MIN_SIDE = 480  # tiled only when the longer side is at least this and the 
 # (1st percentile 0.8 on CelebA), while structured noise reaches 0.5-0.67 in padded or tiled views.
 RETRY_MIN_CONFIDENCE = 0.75
 NMS_IOU = 0.3  # detections of one face from overlapping tiles are merged above this overlap
+# Panoramas: an image more than WINDOW_ASPECT times as long as it is high (or the reverse) is
+# detected on windows WINDOW_LENGTH short sides long, half a short side apart. Below
+# WINDOW_MIN_SIDE pixels on the short side there is no face to find, and MAX_WINDOWS bounds the cost.
+WINDOW_ASPECT = 2.0
+WINDOW_LENGTH = 1.5
+WINDOW_MIN_SIDE = 32
+MAX_WINDOWS = 256
 
 _HAAR_MAX_SIDE = 640  # the cascade runs on a copy at most this large (its cost grows with area)
 _HAAR_MIN_FACE = 0.15  # smallest face it looks for, as a fraction of the shorter side (speed: 21 -> 17 ms)
@@ -190,6 +213,21 @@ def _iou(a: Detection, b: Detection) -> float:
     return inter / (a.area + b.area - inter)
 
 
+def _windows(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """(left, top, width, height) of the views a ``width`` x ``height`` image is detected on: the
+    whole image, or for a panorama overlapping windows along its long side (module docstring)."""
+    long_side, short_side = max(width, height), min(width, height)
+    if long_side <= WINDOW_ASPECT * short_side or short_side < WINDOW_MIN_SIDE:
+        return [(0, 0, width, height)]
+    # Windows half a short side apart and 1.5 long hold any face up to the short side whole.
+    length = max(round(WINDOW_LENGTH * short_side), math.ceil(3 * long_side / (MAX_WINDOWS + 2)))
+    stride = max(1, round(length / 3))
+    starts = list(range(0, long_side - length, stride)) + [long_side - length]
+    if width >= height:
+        return [(start, 0, length, height) for start in starts]
+    return [(0, start, width, length) for start in starts]
+
+
 def _suppress(detections: Sequence[Detection], iou: float = NMS_IOU) -> list[Detection]:
     """Greedy non-maximum suppression: keep the highest-scoring of overlapping detections."""
     kept: list[Detection] = []
@@ -199,12 +237,85 @@ def _suppress(detections: Sequence[Detection], iou: float = NMS_IOU) -> list[Det
     return kept
 
 
+class _NativeStderr:
+    """Sends what native code writes to file descriptor 2 to /dev/null while ``silenced()`` is held.
+
+    mediapipe's C++ logging bypasses Python's ``sys.stderr``, so only redirecting the descriptor
+    hides it. Re-entrant and shared by threads (a count of holders): worker threads starting their
+    own detectors at once restore fd 2 only when the last one is done. Python output written in
+    that window (it is short: a detector's start or first call) is lost too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved: int | None = None
+
+    @contextmanager
+    def silenced(self) -> Iterator[None]:
+        self._enter()
+        try:
+            yield
+        finally:
+            self._exit()
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._holders += 1
+            if self._holders > 1:
+                return
+            _flush_stderr()
+            try:
+                saved = os.dup(2)
+            except OSError:  # no fd 2 at all (a daemon): nothing to hide
+                return
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(devnull, 2)
+                finally:
+                    os.close(devnull)
+            except OSError:
+                os.close(saved)
+                return
+            self._saved = saved
+
+    def _exit(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders > 0 or self._saved is None:
+                return
+            _flush_stderr()
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = None
+
+
+def _flush_stderr() -> None:
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):  # replaced, closed or None
+        pass
+
+
+_NATIVE_STDERR = _NativeStderr()
+
+
+@contextmanager
+def _maybe_silenced(quiet: bool) -> Iterator[None]:
+    if quiet:
+        with _NATIVE_STDERR.silenced():
+            yield
+    else:
+        yield
+
+
 class _MediapipeBackend:
     """mediapipe Tasks FaceDetector in IMAGE mode on the shipped model (loaded once)."""
 
     name = "mediapipe"
 
-    def __init__(self, model: bytes, min_detection_confidence: float) -> None:
+    def __init__(self, model: bytes, min_detection_confidence: float, quiet: bool = True) -> None:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 
@@ -214,10 +325,11 @@ class _MediapipeBackend:
             running_mode=vision.RunningMode.IMAGE,
             min_detection_confidence=min_detection_confidence,
         )
-        self._detector = vision.FaceDetector.create_from_options(options)
+        with _maybe_silenced(quiet):
+            self._detector = vision.FaceDetector.create_from_options(options)
         # Closed when this backend is garbage collected or at exit (see _close_quietly): left to
         # mediapipe's own __del__, it prints a TypeError traceback during interpreter shutdown.
-        self._finalizer = weakref.finalize(self, _close_quietly, self._detector)
+        self._finalizer = weakref.finalize(self, _close_quietly, self._detector, quiet)
 
     def detect(self, pixels: np.ndarray) -> list[Detection]:
         height, width = pixels.shape[:2]
@@ -238,9 +350,10 @@ class _MediapipeBackend:
         self._finalizer()
 
 
-def _close_quietly(detector) -> None:
+def _close_quietly(detector, quiet: bool = True) -> None:  # noqa: ANN001 - a mediapipe FaceDetector
     try:
-        detector.close()
+        with _maybe_silenced(quiet):  # closing logs "DestroyAccelerator"
+            detector.close()
     except Exception:  # noqa: BLE001 - best effort
         # At interpreter exit the dispatcher's thread pool is already shut down ("cannot schedule
         # new futures after shutdown"), so the graph cannot be closed; the process is ending anyway.
@@ -300,8 +413,9 @@ class FaceDetector:
     optional dependency. ``min_detection_confidence`` is the score a face needs on the first pass,
     ``retry_min_confidence`` on the padded and tiled retries (``pad_retry``, ``tile_retry``);
     ``max_side`` bounds the longer side of the copy the model looks at. The Haar backend ignores
-    the confidences and retries. ``detect`` may be called from several threads (calls are
-    serialised).
+    the confidences and retries. ``quiet`` hides mediapipe's native log lines (module docstring).
+    ``detect`` may be called from several threads (calls are serialised); for parallel detection
+    give each thread its own detector.
     """
 
     def __init__(
@@ -314,6 +428,7 @@ class FaceDetector:
         pad_retry: bool = True,
         tile_retry: bool = True,
         retry_min_confidence: float = RETRY_MIN_CONFIDENCE,
+        quiet: bool = True,
     ) -> None:
         if backend not in ("auto", *BACKENDS):
             raise FaceDetectorError(f"unknown face detector backend {backend!r}; choose auto, {', '.join(BACKENDS)}")
@@ -327,8 +442,10 @@ class FaceDetector:
         self.pad_retry = pad_retry
         self.tile_retry = tile_retry
         self.retry_min_confidence = float(retry_min_confidence)
+        self.quiet = quiet
         self._lock = threading.Lock()
         self._closed = False
+        self._first_call = True  # mediapipe logs a warning or two on its first inference
         self.fallback_reason: str | None = None
         self._backend: _MediapipeBackend | _HaarBackend
         if backend == "opencv-haar":
@@ -336,7 +453,7 @@ class FaceDetector:
         else:
             model = self._read_model()
             try:
-                self._backend = _MediapipeBackend(model, self.min_detection_confidence)
+                self._backend = _MediapipeBackend(model, self.min_detection_confidence, quiet)
             except Exception as err:  # ImportError, or mediapipe failing to start its graph
                 if backend == "mediapipe":
                     raise FaceDetectorError(f"mediapipe face detector could not start: {err}") from err
@@ -357,10 +474,12 @@ class FaceDetector:
 
     def _read_model(self) -> bytes:
         try:
+            if self.model_path == DEFAULT_MODEL_PATH:  # through importlib.resources: works from any install
+                return resources.files(__package__).joinpath(*MODEL_RESOURCE).read_bytes()
             return self.model_path.read_bytes()
         except FileNotFoundError:
             raise FaceModelMissingError(
-                f"face detector model not found: {self.model_path}. It ships with the repository; "
+                f"face detector model not found: {self.model_path}. It ships with the package; "
                 f"rebuild it with `python {BUILD_SCRIPT}` (needs PyPI access once)"
             ) from None
         except OSError as err:
@@ -374,20 +493,38 @@ class FaceDetector:
         if width < 1 or height < 1:
             return []
         rgb = to_rgb(image)  # transparency on white, 16-bit rescaled, as uploads are opened
+        windows = _windows(width, height)
+        if len(windows) == 1:
+            return sort_by_prominence(self._detect_view(rgb, self.min_detection_confidence))
+        # A panorama: windows are views the model would not see otherwise, so retry confidence.
+        found = []
+        for left, top, w, h in windows:
+            view = rgb.crop((left, top, left + w, top + h))
+            found += [d._transformed(1.0, 1.0, left, top) for d in self._detect_view(view, self.retry_min_confidence)]
+        return sort_by_prominence(_suppress(found))
+
+    def _detect_view(self, rgb: Image.Image, min_score: float) -> list[Detection]:
+        """Detections in one RGB view, shrunk to ``max_side`` first; boxes in the view's pixels."""
+        width, height = rgb.size
         factor = math.ceil(max(width, height) / self.max_side) if max(width, height) > self.max_side else 1
         if factor > 1:
             rgb = rgb.reduce(factor)
         pixels = np.asarray(rgb)
         with self._lock:
-            found = self._detect_pixels(pixels)
+            with _maybe_silenced(self.quiet and self._first_call):
+                found = self._detect_pixels(pixels, min_score)
+            self._first_call = False
         if factor > 1:  # reduce() averages factor x factor blocks (a partial block at the edge)
             found = [d._transformed(factor, factor, 0.0, 0.0) for d in found]
-        return sort_by_prominence(found)
+        return found
 
-    def _detect_pixels(self, pixels: np.ndarray) -> list[Detection]:
+    def _detect_pixels(self, pixels: np.ndarray, min_score: float) -> list[Detection]:
         found = self._backend.detect(pixels)
-        if found or self.backend != "mediapipe":
+        if self.backend != "mediapipe":
             # The Haar cascade already scans every scale, and its scores cannot gate a retry.
+            return found
+        found = [d for d in found if d.score >= min_score]
+        if found:
             return found
         height, width = pixels.shape[:2]
         if self.pad_retry:

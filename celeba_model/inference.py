@@ -1,4 +1,4 @@
-"""Single-image prediction: a checkpoint loaded once, then crop -> model -> probabilities per image."""
+"""Photo-by-photo prediction: a checkpoint loaded once, then crop -> model -> probabilities, one image or a batch."""
 
 from __future__ import annotations
 
@@ -45,19 +45,33 @@ class Predictor:
         tuned = self.checkpoint.thresholds or {}
         return np.array([float(tuned.get(a, 0.5)) for a in self.attributes])
 
+    def model_input(self, image: Image.Image, crop_box: CropBox | None = None) -> np.ndarray:
+        """The model's input pixels for an RGB image, before normalisation: HxWxC uint8 at model size."""
+        return image_to_array(image, self.spec, crop=crop_box or self.spec.crop)
+
     def _input(self, image: Image.Image, box: CropBox) -> tuple[np.ndarray, torch.Tensor]:
-        pixels = image_to_array(image, self.spec, crop=box)
+        pixels = self.model_input(image, box)
         return pixels, to_model_input(torch.from_numpy(pixels[None].copy()).to(self.device), self.spec)
 
     @torch.inference_mode()
-    def predict(self, image: Image.Image, crop_box: CropBox | None = None) -> ImagePrediction:
-        """Predict an RGB image, cropping ``crop_box`` (default: the aligned-CelebA training crop)."""
-        box = crop_box or self.spec.crop
-        pixels, x = self._input(image, box)
+    def predict_inputs(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, A) float32 probabilities for a batch of ``model_input`` arrays, (N, H, W, C) uint8.
+
+        Single and batched predictions run this same code, so they agree (to float rounding). With
+        the checkpoint's ``flip_tta`` each image's probabilities are averaged with its mirror image's.
+        """
+        # A copy: arrays from PIL images are read-only, which torch.from_numpy warns about.
+        x = to_model_input(torch.from_numpy(np.array(pixels, dtype=np.uint8)).to(self.device), self.spec)
         probs = torch.sigmoid(self.model(x).float())
         if self.flip_tta:
             probs = (probs + torch.sigmoid(self.model(torch.flip(x, dims=[3])).float())) / 2
-        probabilities = probs[0].cpu().numpy()
+        return probs.cpu().numpy()
+
+    def predict(self, image: Image.Image, crop_box: CropBox | None = None) -> ImagePrediction:
+        """Predict an RGB image, cropping ``crop_box`` (default: the aligned-CelebA training crop)."""
+        box = crop_box or self.spec.crop
+        pixels = self.model_input(image, box)
+        probabilities = self.predict_inputs(pixels[None])[0]
         crop = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
         return ImagePrediction(crop=crop, probabilities=probabilities, attributes=self.attributes, crop_box=box)
 

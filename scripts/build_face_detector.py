@@ -1,4 +1,4 @@
-"""Rebuild models/face_detector/face_detection_short_range.tflite from the mediapipe 0.10.21 wheel.
+"""Rebuild celeba_model/assets/face_detector/face_detection_short_range.tflite from the mediapipe 0.10.21 wheel.
 
     python scripts/build_face_detector.py [--venv /tmp/mediapipe-0.10.21-build] [--keep-venv]
 
@@ -17,10 +17,10 @@ What the script does:
    that the input tensor says RGB with normalisation mean 127.5 / std 127.5 (input in [-1, 1]);
    only when it does not (or with ``--rewrite-metadata``) it writes that metadata with 0.10.21's
    generic ``metadata_writers.metadata_writer.MetadataWriter``;
-3. copies the model and the wheel's Apache-2.0 LICENSE to ``models/face_detector/``, loads the
-   model with this interpreter's mediapipe Tasks ``FaceDetector`` as a check (optionally detecting
-   a face on ``--check-image``), and writes ``models/face_detector/README.md`` with the origin,
-   licence and SHA-256.
+3. copies the model and the wheel's Apache-2.0 LICENSE to ``celeba_model/assets/face_detector/``
+   (package data, so a plain ``pip install .`` ships it), loads the model with this interpreter's
+   mediapipe Tasks ``FaceDetector`` as a check (optionally detecting a face on ``--check-image``),
+   and writes ``celeba_model/assets/face_detector/README.md`` with the origin, licence and SHA-256.
 
 Needs network access to PyPI; takes about a minute and ~1 GB in the throwaway venv (mediapipe
 0.10.21 pulls jax and opencv), which is deleted afterwards unless ``--keep-venv`` is given. The
@@ -39,7 +39,7 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-OUT_DIR = REPO_ROOT / "models" / "face_detector"
+OUT_DIR = REPO_ROOT / "celeba_model" / "assets" / "face_detector"  # package data, see pyproject.toml
 MODEL_NAME = "face_detection_short_range.tflite"
 MEDIAPIPE_VERSION = "0.10.21"
 PATH_IN_WHEEL = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
@@ -208,7 +208,8 @@ def main() -> None:
                         help="throwaway virtualenv to create or reuse (default: a new folder under /tmp, "
                              "deleted afterwards)")
     parser.add_argument("--keep-venv", action="store_true", help="do not delete the throwaway venv at the end")
-    parser.add_argument("--out", type=Path, default=OUT_DIR, help="output folder (default: models/face_detector)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR,
+                        help="output folder (default: celeba_model/assets/face_detector)")
     parser.add_argument("--rewrite-metadata", action="store_true",
                         help="write fresh normalisation metadata even when the wheel's model already has it")
     parser.add_argument("--check-image", type=Path, default=None, help="an image with a face to check the result on")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from celeba_model.face_detection import (
     FaceDetectorError,
     FaceDetectorFallbackWarning,
     FaceModelMissingError,
+    _windows,
     most_prominent,
     sort_by_prominence,
 )
@@ -53,9 +55,31 @@ def _images(folder, n: int | None = None) -> list[Image.Image]:
 def test_shipped_model_matches_its_readme():
     readme = (DEFAULT_MODEL_PATH.parent / "README.md").read_text()
     recorded = re.search(r"SHA-256 \| `([0-9a-f]{64})`", readme)
-    assert recorded, "models/face_detector/README.md records no SHA-256"
+    assert recorded, "celeba_model/assets/face_detector/README.md records no SHA-256"
     assert hashlib.sha256(DEFAULT_MODEL_PATH.read_bytes()).hexdigest() == recorded.group(1)
     assert (DEFAULT_MODEL_PATH.parent / "LICENSE").read_text().lstrip().startswith("Apache License")
+
+
+def test_model_is_package_data():
+    assert DEFAULT_MODEL_PATH.parent.parts[-3:] == ("celeba_model", "assets", "face_detector")
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert '"assets/face_detector/*"' in pyproject
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1280, 640), (178, 218), (3000, 20), (20000, 436), (300, 5000)])
+def test_panoramas_are_cut_into_overlapping_windows(size):
+    width, height = size
+    windows = _windows(width, height)
+    long_side, short_side = max(size), min(size)
+    if long_side <= 2 * short_side or short_side < 32:
+        assert windows == [(0, 0, width, height)]
+        return
+    assert len(windows) > 2
+    spans = [(x, x + w) if width > height else (y, y + h) for x, y, w, h in windows]
+    assert spans[0][0] == 0 and spans[-1][1] == long_side
+    # Any face up to the short side lies whole in some window.
+    for start in range(0, long_side - short_side, 7):
+        assert any(a <= start and start + short_side <= b for a, b in spans), start
 
 
 def test_default_backend_is_mediapipe():

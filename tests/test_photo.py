@@ -16,7 +16,7 @@ from celeba_model.face_framing import FACE_FRAMING, align_face, face_region
 from celeba_model.images import open_image
 from celeba_model.inference import Predictor
 from celeba_model.metrics import attribute_metrics, summarize
-from celeba_model.photo import PHOTO_MAX_SIDE, open_photo, predict_photo
+from celeba_model.photo import PHOTO_MAX_PIXELS, open_photo, predict_photo
 
 from .conftest import shared_root
 
@@ -167,7 +167,8 @@ def test_phone_sized_photo_is_opened_small_and_its_face_still_found(detector, de
     buffer = io.BytesIO()
     scene.save(buffer, "JPEG", quality=92)
     photo = open_photo(buffer.getvalue(), name="phone.jpg")
-    assert max(photo.size) == PHOTO_MAX_SIDE
+    assert photo.width * photo.height <= PHOTO_MAX_PIXELS and photo.size == (1478, 1108)  # 4:3 kept
+    assert photo.info["source_size"] == (4032, 3024)
     predictor = Predictor(DEMO_RGB)
     result = predict_photo(photo, predictor, detector)
     assert result.face is not None

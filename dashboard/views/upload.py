@@ -9,7 +9,7 @@ from PIL import ImageDraw
 
 import ui
 from celeba_model.errors import CelebAModelError
-from celeba_model.photo import WHOLE_IMAGE, open_photo, predict_photo
+from celeba_model.photo import PHOTO_EXTENSIONS, WHOLE_IMAGE, open_photo, predict_photo
 
 st.title("Upload an image")
 workspace = ui.workspace()
@@ -33,7 +33,8 @@ st.caption(
     "puts them, and cropped as in training."
 )
 
-upload = st.file_uploader("Photo (jpg, png, webp)", type=["jpg", "jpeg", "png", "webp"], key="upload_file")
+# The same formats as `predict` picks from folders (GIF: its first frame, TIFF: its first page).
+upload = st.file_uploader(f"Photo ({', '.join(PHOTO_EXTENSIONS)})", type=list(PHOTO_EXTENSIONS), key="upload_file")
 if upload is None:
     st.stop()
 detector = ui.face_detector()  # loaded with the first photo, so opening the page stays instant
