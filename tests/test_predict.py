@@ -26,7 +26,7 @@ from celeba_model.cli import main
 from celeba_model.face_detection import FaceDetector
 from celeba_model.inference import Predictor
 from celeba_model.photo import PHOTO_EXTENSIONS, PHOTO_MAX_PIXELS, open_photo, predict_photo
-from celeba_model.photo_batch import PhotoBatchPredictor, expand_inputs
+from celeba_model.photo_batch import PhotoBatchPredictor, PhotoResult, expand_inputs, write_results
 from celeba_model.thresholds import stored_thresholds
 
 from .conftest import shared_root
@@ -262,6 +262,19 @@ def test_batched_equals_one_at_a_time(faces):
             assert result.ok and result.image == photo
             assert np.abs(result.probabilities - single.prediction.probabilities).max() < 1e-5
             assert (result.face is None) == (single.face is None)
+
+
+def test_progress_bar_goes_to_stderr_and_stdout_stays_json(capsys):
+    probabilities = np.linspace(0, 1, len(ATTRIBUTES), dtype=np.float32)
+    results = [PhotoResult(f"{k}.jpg", face=(1.0, 2.0, 3.0, 4.0), probabilities=probabilities) for k in range(50)]
+    results[7] = PhotoResult("7.jpg", error="7.jpg: the file is empty")
+    failed = write_results(iter(results), ATTRIBUTES, np.full(len(ATTRIBUTES), 0.5), [r.image for r in results],
+                           as_json=True, progress=True)
+    out, err = capsys.readouterr()
+    records = json.loads(out)
+    assert [r["image"] for r in records] == [r.image for r in results] and records[7] == {
+        "image": "7.jpg", "error": "7.jpg: the file is empty"}
+    assert [f.image for f in failed] == ["7.jpg"] and "Predicting" in err and "50/50" in err
 
 
 def test_inputs_expand_folders_and_patterns_in_order(faces, tmp_path):
