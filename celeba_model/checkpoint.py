@@ -131,11 +131,7 @@ def read_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     data = path.read_bytes()
-    if _looks_like_pickle(data):
-        raise CheckpointError(
-            f"{path}: this is a pickle-based PyTorch file (torch.save). It is refused, never loaded, because "
-            "unpickling can run arbitrary code. Checkpoints of this tool are safetensors files."
-        )
+    _refuse_pickle(path, data)
     try:
         tensors = load_safetensors(data)
         with_meta = _read_header_metadata(data)
@@ -176,6 +172,8 @@ def read_checkpoint_meta(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
+        with open(path, "rb") as f:
+            _refuse_pickle(path, f.read(16))
         with_meta = _read_file_header_metadata(path)
     except (OSError, ValueError) as err:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CheckpointError(f"{path}: not a valid safetensors checkpoint (truncated or corrupt): {err}") from err
@@ -203,6 +201,14 @@ def _read_file_header_metadata(path: Path) -> dict:
         if n > path.stat().st_size - 8:  # also stops a text or pickle file from asking for a huge read
             raise ValueError("header length exceeds the file size")
         return _read_header_metadata(head + f.read(n))
+
+
+def _refuse_pickle(path: Path, head: bytes) -> None:
+    if _looks_like_pickle(head):
+        raise CheckpointError(
+            f"{path}: this is a pickle-based PyTorch file (torch.save). It is refused, never loaded, because "
+            "unpickling can run arbitrary code. Checkpoints of this tool are safetensors files."
+        )
 
 
 def _looks_like_pickle(data: bytes) -> bool:

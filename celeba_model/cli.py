@@ -423,7 +423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("Interrupted; the last finished epoch's checkpoint is intact.", file=sys.stderr)
+        after = {"train": "; the last finished epoch's checkpoint is intact (continue with --resume)",
+                 "evaluate": "; earlier artifacts are unchanged"}.get(args.command, "")
+        print(f"Interrupted{after}.", file=sys.stderr)
         return 130
     except CelebAModelError as err:
         # Expected failures (bad data, bad checkpoint, bad options) get one clear line, no traceback.
