@@ -139,6 +139,15 @@ def test_tuning_a_shipped_checkpoint_keeps_its_file_and_is_used_everywhere(shipp
     assert main(["report", "--run", str(test), "--thresholds", "checkpoint", "--bootstrap", "20", *ws]) == 0
     assert _report_thresholds(test) == pytest.approx(tuned)
 
+    # predict uses them by default, with the checkpoint the Upload page uses.
+    face = sorted((demo_root / "img_align_celeba").glob("*.jpg"))[0]
+    capsys.readouterr()
+    assert main(["predict", str(face), "--json", "-v", *ws]) == 0
+    captured = capsys.readouterr()
+    assert f"thresholds {overrides[0]}" in captured.err
+    [entry] = json.loads(captured.out)
+    assert entry["decisions"] == {a: entry["probabilities"][a] >= tuned[a] for a in tuned}
+
     # The Upload page's toggle uses them too.
     monkeypatch.setenv("CELEBA_WORKSPACE", str(shipped_workspace))
     at = AppTest.from_file(str(APP), default_timeout=120).run()
