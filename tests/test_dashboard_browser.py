@@ -10,13 +10,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from celeba_model.workspace import Workspace
+
+from .conftest import wait_for_streamlit
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,16 +46,7 @@ def server(dashboard_workspace):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                if process.poll() is not None or time.time() > deadline:
-                    output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-                    pytest.fail(f"streamlit did not start:\n{output[-3000:]}")
-                time.sleep(0.5)
+        wait_for_streamlit(process, url)
         yield url
     finally:
         process.terminate()  # our own server, by its own PID

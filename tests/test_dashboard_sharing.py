@@ -7,12 +7,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from .conftest import wait_for_streamlit
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"
@@ -43,14 +44,7 @@ def test_make_run_listens_on_localhost_only(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                assert process.poll() is None and time.time() < deadline, "streamlit did not start"
-                time.sleep(0.5)
+        wait_for_streamlit(process, f"http://127.0.0.1:{port}")
         if outside is not None:
             with pytest.raises(OSError):
                 urllib.request.urlopen(f"http://{outside}:{port}/_stcore/health", timeout=2)
