@@ -353,10 +353,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     from .face_detection import FaceDetector
     from .inference import Predictor
     from .layout import default_workspace_root
-    from .photo_batch import (
-        PROGRESS_MIN_PHOTOS, PhotoBatchPredictor, default_thresholds_choice, expand_inputs, write_results,
-    )
-    from .thresholds import thresholds_for
+    from .photo_batch import PROGRESS_MIN_PHOTOS, PhotoBatchPredictor, expand_inputs, write_results
+    from .thresholds import default_thresholds, thresholds_for
     from .workspace import Workspace
 
     root = default_workspace_root(args.workspace)
@@ -365,8 +363,10 @@ def _run_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"no checkpoint found in the workspace {root}; pass --checkpoint FILE, or --workspace DIR "
                           "for a workspace holding checkpoints/")
     predictor = Predictor(checkpoint)
-    choice = args.thresholds or default_thresholds_choice(checkpoint, root)
-    thresholds, source = thresholds_for(choice, predictor.attributes, checkpoint, root)
+    if args.thresholds is None:
+        thresholds, source = default_thresholds(checkpoint, predictor.attributes, root)
+    else:
+        thresholds, source = thresholds_for(args.thresholds, predictor.attributes, checkpoint, root)
     inputs = list(expand_inputs(args.images))
     if args.verbose:
         flip = "on" if predictor.flip_tta else "off"

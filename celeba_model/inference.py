@@ -40,11 +40,6 @@ class Predictor:
         # A checkpoint whose thresholds were tuned on flip-averaged scores asks for flip averaging.
         self.flip_tta = bool(self.checkpoint.meta.get("inference", {}).get("flip_tta", False))
 
-    def thresholds(self) -> np.ndarray:
-        """The checkpoint's tuned thresholds, or 0.5 for every attribute when it has none."""
-        tuned = self.checkpoint.thresholds or {}
-        return np.array([float(tuned.get(a, 0.5)) for a in self.attributes])
-
     def model_input(self, image: Image.Image, crop_box: CropBox | None = None) -> np.ndarray:
         """The model's input pixels for an RGB image, before normalisation: HxWxC uint8 at model size."""
         return image_to_array(image, self.spec, crop=crop_box or self.spec.crop)

@@ -304,13 +304,6 @@ def csv_row(result: PhotoResult, thresholds: np.ndarray) -> list:
     return row
 
 
-def default_thresholds_choice(checkpoint: str | Path, workspace_root: Path) -> str:
-    """The Upload page's default: the thresholds stored for the checkpoint when it has some, else 0.5."""
-    from .thresholds import CHECKPOINT, stored_thresholds
-
-    return CHECKPOINT if stored_thresholds(checkpoint, workspace_root) is not None else "0.5"
-
-
 def write_results(
     results: Iterable[PhotoResult],
     attributes: Sequence[str],

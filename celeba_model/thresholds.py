@@ -161,6 +161,16 @@ def save_thresholds_to_checkpoint(
     return path
 
 
+def default_thresholds(
+    checkpoint: str | Path, attributes: Sequence[str], workspace_root: Path | None = None
+) -> tuple[np.ndarray, str]:
+    """The thresholds a photo is judged by unless told otherwise (the Upload page, ``predict``): those
+    stored for the checkpoint when it has some, else 0.5 for every attribute."""
+    if stored_thresholds(checkpoint, workspace_root) is None:
+        return thresholds_for(0.5, attributes, checkpoint, workspace_root)
+    return thresholds_for(CHECKPOINT, attributes, checkpoint, workspace_root)
+
+
 def thresholds_for(
     choice: str | float | Mapping | None,
     attributes: Sequence[str],

@@ -27,6 +27,7 @@ from celeba_model.images import open_image
 from celeba_model.inference import Predictor
 from celeba_model.metrics import attribute_metrics, summarize
 from celeba_model.photo import open_photo, predict_photo
+from celeba_model.thresholds import default_thresholds
 
 
 def score(labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray, groups: np.ndarray, attributes: list[str]) -> dict:
@@ -58,7 +59,7 @@ def main() -> None:
     results = {}
     for checkpoint in args.checkpoints:
         predictor = Predictor(checkpoint)
-        thresholds = predictor.thresholds()
+        thresholds = default_thresholds(predictor.checkpoint.path, predictor.attributes)[0]
         labels = index.attribute_labels(predictor.attributes, picked)
         groups = index.identity[picked]
         photo_probs, aligned_probs, seconds, faces = [], [], [], 0

@@ -17,6 +17,7 @@ from celeba_model.images import open_image
 from celeba_model.inference import Predictor
 from celeba_model.metrics import attribute_metrics, summarize
 from celeba_model.photo import PHOTO_MAX_PIXELS, open_photo, predict_photo
+from celeba_model.thresholds import default_thresholds
 
 from .conftest import shared_root
 
@@ -111,7 +112,7 @@ def real_test_set():
 def test_celeba_through_the_upload_path_matches_the_training_path(detector, real_test_set, checkpoint):
     index, rows = real_test_set
     predictor = Predictor(checkpoint)
-    thresholds = predictor.thresholds()
+    thresholds = default_thresholds(predictor.checkpoint.path, predictor.attributes)[0]
     training, upload = [], []
     for i in rows[:300]:
         image = open_image(index.paths[i])
@@ -128,7 +129,7 @@ def test_loose_face_crops_score_like_aligned_images(detector, real_test_set, che
     index, rows = real_test_set
     wild = shared_root("celeba_wild") / "faces"
     predictor = Predictor(checkpoint)
-    thresholds = predictor.thresholds()
+    thresholds = default_thresholds(predictor.checkpoint.path, predictor.attributes)[0]
     names = {index.files[i]: i for i in rows}
     files = sorted(p for p in wild.iterdir() if p.name in names)
     assert len(files) > 500
