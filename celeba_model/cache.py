@@ -8,7 +8,6 @@ settings, so changing either builds a new one and nothing stale is ever read.
 from __future__ import annotations
 
 import ctypes
-import errno
 import hashlib
 import json
 import math
@@ -31,14 +30,15 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import CelebAModelError
+from .fileio import DISK_FULL_ERRNOS
 from .images import ImageReadError, open_image
 from .preprocess import PreprocessSpec, image_to_array
+from .run_lock import pid_alive
 
 CACHE_FORMAT = 1
 CHUNK = 256
 
 
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
@@ -133,16 +133,6 @@ def _host_tag() -> str:
 _TMP_NAME = re.compile(r"^\.[0-9a-f]+\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.[0-9a-f]+\.tmp$")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
-
-
 def _remove_stale_builds(cache_dir: Path) -> None:
     """Delete the temporary folders of builds on this machine whose process is gone (killed builds).
 
@@ -155,7 +145,7 @@ def _remove_stale_builds(cache_dir: Path) -> None:
         return
     for entry in entries:
         match = _TMP_NAME.match(entry.name)
-        if match and match["host"] == host and not _pid_alive(int(match["pid"])):
+        if match and match["host"] == host and not pid_alive(int(match["pid"])):
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
@@ -176,7 +166,7 @@ def _disk_full_as(need_bytes: int, cache_dir: Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        if err.errno in _DISK_FULL:
+        if err.errno in DISK_FULL_ERRNOS:
             raise _disk_full(need_bytes, cache_dir) from err
         raise
 
@@ -191,7 +181,7 @@ def _preallocate(array_path: Path, cache_dir: Path) -> None:
     try:
         os.posix_fallocate(fd, 0, size)
     except OSError as err:
-        if err.errno in _DISK_FULL:
+        if err.errno in DISK_FULL_ERRNOS:
             raise _disk_full(size, cache_dir) from err
         # EOPNOTSUPP/EINVAL: a file system that cannot reserve space; the build goes on without.
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import CelebAModelError
 
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class FileWriteError(CelebAModelError, OSError):
@@ -24,7 +24,7 @@ class FileWriteError(CelebAModelError, OSError):
 
 def write_error(path: str | Path, err: OSError) -> FileWriteError:
     """A one-line error for an OSError met while writing ``path``."""
-    if err.errno in _DISK_FULL:
+    if err.errno in DISK_FULL_ERRNOS:
         return FileWriteError(f"disk full: could not write {path} (free some space and run again; "
                               "files written before are unchanged)")
     return FileWriteError(f"could not write {path}: {err.strerror or err}")
