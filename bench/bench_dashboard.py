@@ -43,9 +43,10 @@ def main() -> None:
         workspace = Path(folder)
         shutil.copytree(REPO / "checkpoints", workspace / "checkpoints")
         if args.warm:
+            from celeba_model.catalogue import Catalogue
             from celeba_model.workspace import Workspace
 
-            Workspace(workspace).ensure_demo()
+            Catalogue(Workspace(workspace)).ensure_demo()
         port = _free_port()
         env = {**os.environ, "CELEBA_WORKSPACE": str(workspace), "CELEBA_DASHBOARD_TIMING": "1"}
         server_log = open(workspace / "server.log", "w")

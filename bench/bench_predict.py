@@ -21,6 +21,7 @@ from celeba_model.face_detection import FaceDetector
 from celeba_model.inference import Predictor
 from celeba_model.photo import is_photo_file, open_photo, predict_photo
 from celeba_model.photo_batch import PhotoBatchPredictor
+from celeba_model.catalogue import Catalogue
 from celeba_model.workspace import Workspace
 
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "celeba_wild" / "faces"
@@ -50,7 +51,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         photos, where = _photos(args.photos, Path(scratch))
-        checkpoint = args.checkpoint or Workspace().default_upload_checkpoint()
+        checkpoint = args.checkpoint or Catalogue(Workspace()).default_model()
         predictor = Predictor(checkpoint)
         options = {"whole_image_if_no_face": True, "workers": args.workers}
         if args.batch_size:

@@ -20,6 +20,7 @@ from PIL import Image
 from celeba_model.face_detection import FaceDetector
 from celeba_model.inference import Predictor
 from celeba_model.photo import open_photo, predict_photo
+from celeba_model.catalogue import Catalogue
 from celeba_model.workspace import Workspace
 
 
@@ -37,7 +38,7 @@ def main() -> None:
 
         make_demo_dataset(workspace.demo_data, num_images=10000, progress=False)
         photos = sorted((workspace.demo_data / "img_align_celeba").glob("*.jpg"))[: args.count]
-    checkpoint = args.checkpoint or workspace.default_upload_checkpoint()
+    checkpoint = args.checkpoint or Catalogue(workspace).default_model()
     started = time.perf_counter()
     predictor = Predictor(checkpoint)
     model_load = time.perf_counter() - started

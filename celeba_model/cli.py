@@ -295,7 +295,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_tune(args: argparse.Namespace) -> int:
-    from .layout import default_workspace_root
+    from .workspace import default_workspace_root
     from .predictions import load_predictions
     from .thresholds import save_thresholds_to_checkpoint, tune_run
 
@@ -352,13 +352,14 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     from .face_detection import FaceDetector
     from .inference import Predictor
-    from .layout import default_workspace_root
+    from .workspace import default_workspace_root
     from .photo_batch import PROGRESS_MIN_PHOTOS, PhotoBatchPredictor, expand_inputs, write_results
     from .thresholds import default_thresholds, thresholds_for
+    from .catalogue import Catalogue
     from .workspace import Workspace
 
     root = default_workspace_root(args.workspace)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else Workspace(root).default_upload_checkpoint()
+    checkpoint = Path(args.checkpoint) if args.checkpoint else Catalogue(Workspace(root)).default_model()
     if checkpoint is None:
         raise ConfigError(f"no checkpoint found in the workspace {root}; pass --checkpoint FILE, or --workspace DIR "
                           "for a workspace holding checkpoints/")

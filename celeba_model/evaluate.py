@@ -18,7 +18,7 @@ from .devices import default_eval_batch_size, resolve_device
 from .distributed import barrier, init_distributed, main_first, predict_shard
 from .errors import ConfigError
 from .predict import predict_probabilities
-from .layout import default_run_folder, default_workspace_root, run_name
+from .workspace import default_run_folder, default_workspace_root, run_name
 from .predictions import Predictions, check_replaceable, save_predictions
 
 

@@ -26,9 +26,9 @@ import numpy as np
 
 from .errors import CelebAModelError
 from .fileio import atomic_write_files
+from .workspace import ARTIFACT_FILE as ARRAY_FILE
 
 FORMAT = "celeba_model/predictions-v1"
-ARRAY_FILE = "predictions.npz"
 META_FILE = "meta.json"
 
 
@@ -168,11 +168,3 @@ def _check_meta_copy(path: Path, meta: dict) -> None:
         problem = "is not a JSON object" if not isinstance(copy, dict) else "differs from the metadata in predictions.npz"
     warnings.warn(f"{path} {problem}; using the metadata stored in predictions.npz (evaluate again to rewrite it)",
                   PredictionsWarning, stacklevel=3)
-
-
-def find_prediction_runs(root: str | Path) -> list[Path]:
-    """Every artifact folder under ``root``, sorted by path (for listing runs in the dashboard)."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(p.parent for p in root.rglob(ARRAY_FILE))

@@ -17,7 +17,7 @@ from .bootstrap import bootstrap_ci
 from .curves import average_precision, expected_calibration_error, roc_auc
 from .errors import ConfigError
 from .fileio import atomic_write_text
-from .layout import default_workspace_root
+from .workspace import default_workspace_root
 from .metrics import attribute_metrics, summarize
 from .paper_reference import PAPER_ABLATIONS, PAPER_AVERAGE, PAPER_TABLE
 from .predictions import Predictions

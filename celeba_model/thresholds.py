@@ -22,7 +22,7 @@ import numpy as np
 from .checkpoint import read_checkpoint_meta, update_checkpoint_meta
 from .errors import ConfigError
 from .fileio import atomic_write_text
-from .layout import default_workspace_root, find_threshold_override, is_protected_checkpoint, threshold_override_file
+from .workspace import default_workspace_root, find_threshold_override, is_protected_checkpoint, threshold_override_file
 from .predictions import Predictions
 from .sweep import tune_thresholds
 

@@ -1,67 +1,112 @@
-"""The folders a dashboard session works in: shipped checkpoints, runs, and the built-in demo.
+"""Where things live: the workspace folder, run folders named by checkpoint, threshold overrides.
 
-Layout under a workspace root (the repository by default):
+A workspace is the folder a user works in:
 
-- ``checkpoints/``: shipped checkpoints; ``checkpoints/demo/`` holds the demo ones and a
-  ``manifest.json`` with the demo dataset parameters they were trained on;
-- ``runs/``: predictions artifacts, from the CLI or the dashboard; ``runs/demo/NAME/{val,test}``
-  are the demo checkpoints evaluated on the demo dataset;
-- ``checkpoints/celeba/``: checkpoints trained on real CelebA, with their evaluation artifacts
-  (predictions only, no images) in ``checkpoints/celeba/runs/NAME/{val,test}`` and a
-  ``results.json`` summary;
-- ``data/demo/``: the generated demo dataset;
-- ``runs/thresholds/``: tuned thresholds for checkpoints whose file is never rewritten (see
-  ``celeba_model.thresholds``).
+- ``checkpoints/``: shipped, version-controlled checkpoints (``checkpoints/demo/`` trained on the
+  synthetic demo, ``checkpoints/celeba/`` on real CelebA, with their evaluation artifacts in
+  ``checkpoints/celeba/runs/NAME/{val,test}``);
+- ``runs/``: training runs and predictions artifacts, from the CLI or the dashboard
+  (``runs/<checkpoint name>/<split>``), and ``runs/thresholds/``: tuned thresholds for checkpoints
+  whose file is never rewritten (see ``celeba_model.analysis.thresholds``);
+- ``data/demo/``: the generated demo dataset.
 
-The root is ``--workspace``, else ``$CELEBA_WORKSPACE``, else the checkout when working inside
-it, else the current folder (``layout.default_workspace_root``).
+The root is ``--workspace``, else ``$CELEBA_WORKSPACE``, else the checkout when working inside it,
+else the current folder. The CLI and the dashboard place and find files by the rules in this
+module, so both always agree.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .checkpoint import recorded_weights_digest
-from .dataset_index import load_index
-from .demo import make_demo_dataset
-from .errors import ConfigError
-from .evaluate import EvalOptions, evaluate_checkpoint
-from .layout import REPO_ROOT, default_run_folder, default_workspace_root
-from .predictions import ARRAY_FILE, Predictions, find_prediction_runs, load_predictions, save_predictions
-
-DEMO_CHECKPOINTS = Path("checkpoints") / "demo"
-DEMO_MANIFEST = "manifest.json"
-# The demo checkpoints were trained on this dataset; regenerating it gives the same held-out people.
-DEMO_DATASET = {"num_images": 10000, "seed": 0}
-DEMO_SPLITS = ("val", "test")
-
-# (stage, fraction done) -> None; the dashboard turns it into a progress bar.
-ProgressCallback = Callable[[str, float], None]
+# The source checkout this package was imported from (a non-editable install has none).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKSPACE_ENV = "CELEBA_WORKSPACE"
+RUNS_FOLDER = "runs"
+CHECKPOINTS_FOLDER = "checkpoints"
+# The arrays of a predictions artifact; a folder holding this file is a run.
+ARTIFACT_FILE = "predictions.npz"
+# Tuned thresholds for checkpoints that must not be rewritten (shipped or read-only files), one JSON
+# file per set of weights: runs/thresholds/<checkpoint name>-<first 12 hex digits of the weights digest>.json
+OVERRIDES_FOLDER = "thresholds"
 
 
-def _quiet(stage: str, fraction: float) -> None:
-    return None
+def is_checkout(folder: Path) -> bool:
+    """True for a source checkout of this project (not site-packages after ``pip install .``)."""
+    return (folder / "pyproject.toml").is_file() and (folder / "celeba_model").is_dir() and (folder / CHECKPOINTS_FOLDER).is_dir()
+
+
+def default_workspace_root(explicit: str | Path | None = None) -> Path:
+    """The workspace: ``explicit`` (``--workspace``), else ``$CELEBA_WORKSPACE``, else the checkout
+    when the current folder is inside this package's checkout, else the current folder."""
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    env = os.environ.get(WORKSPACE_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    if is_checkout(REPO_ROOT) and cwd.is_relative_to(REPO_ROOT):
+        return REPO_ROOT
+    return cwd
+
+
+def run_name(checkpoint: str | Path) -> str:
+    """A checkpoint's name for folders: its stem, or its run folder's name for a run's
+    ``best.safetensors`` / ``last.safetensors``."""
+    path = Path(checkpoint)
+    return path.parent.name if path.stem in ("best", "last") else path.stem
+
+
+def default_run_folder(workspace_root: Path, checkpoint: str | Path, split: str, flip_tta: bool | None = None) -> Path:
+    """Where an evaluation lands unless told otherwise: ``runs/<checkpoint name>/<split>``
+    (``<split>-flip`` when flip averaging was asked for explicitly)."""
+    return Path(workspace_root) / RUNS_FOLDER / run_name(checkpoint) / (split + ("-flip" if flip_tta else ""))
+
+
+def threshold_override_file(workspace_root: Path, checkpoint: str | Path, weights_sha256: str) -> Path:
+    return Path(workspace_root) / RUNS_FOLDER / OVERRIDES_FOLDER / f"{run_name(checkpoint)}-{weights_sha256[:12]}.json"
+
+
+def find_threshold_override(workspace_root: Path, weights_sha256: str) -> Path | None:
+    """The override file for these weights, wherever their checkpoint file is now (matched by digest)."""
+    folder = Path(workspace_root) / RUNS_FOLDER / OVERRIDES_FOLDER
+    if not folder.is_dir():
+        return None
+    matches = sorted(folder.glob(f"*-{weights_sha256[:12]}.json"))
+    return matches[0] if matches else None
+
+
+def is_protected_checkpoint(checkpoint: str | Path, workspace_root: Path) -> bool:
+    """Checkpoints whose file is never rewritten: the shipped ones (under a workspace's or this
+    checkout's ``checkpoints/``, version-controlled) and files this user cannot write."""
+    path = Path(checkpoint).resolve()
+    shipped = [Path(workspace_root).resolve() / CHECKPOINTS_FOLDER, REPO_ROOT / CHECKPOINTS_FOLDER]
+    return any(path.is_relative_to(folder) for folder in shipped) or not os.access(path, os.W_OK)
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Every artifact folder under ``root``, sorted by path."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.parent for p in root.rglob(ARTIFACT_FILE))
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """Paths of one workspace; every folder is created on demand."""
+    """The folders of one workspace (see the module docstring); every folder is created on demand."""
 
     root: Path = field(default_factory=default_workspace_root)
 
     @property
     def checkpoints_dir(self) -> Path:
-        return self.root / "checkpoints"
+        return self.root / CHECKPOINTS_FOLDER
 
     @property
     def runs_dir(self) -> Path:
-        return self.root / "runs"
+        return self.root / RUNS_FOLDER
 
     @property
     def demo_data(self) -> Path:
@@ -69,7 +114,11 @@ class Workspace:
 
     @property
     def demo_checkpoints(self) -> Path:
-        return self.root / DEMO_CHECKPOINTS
+        return self.checkpoints_dir / "demo"
+
+    @property
+    def real_checkpoints(self) -> Path:
+        return self.checkpoints_dir / "celeba"
 
     @property
     def cache_dir(self) -> Path:
@@ -81,74 +130,9 @@ class Workspace:
         path = Path(path)
         return path if path.is_absolute() else self.root / path
 
-    def demo_manifest(self) -> dict:
-        path = self.demo_checkpoints / DEMO_MANIFEST
-        if not path.is_file():
-            raise ConfigError(f"{path} is missing: the demo checkpoints are not in this checkout "
-                              "(rebuild them with scripts/build_demo_checkpoints.py)")
-        return json.loads(path.read_text())
-
-    def demo_run(self, name: str, split: str) -> Path:
-        return self.runs_dir / "demo" / name / split
-
-    def demo_is_ready(self) -> bool:
-        """True when every demo checkpoint has val and test artifacts of its current weights."""
-        try:
-            manifest = self.demo_manifest()
-        except ConfigError:
-            return False
-        return all(
-            self._artifact_is_current(self.demo_run(name, split), self.demo_checkpoints / entry["file"])
-            for name, entry in manifest["checkpoints"].items()
-            for split in DEMO_SPLITS
-        )
-
-    def ensure_demo(self, on_progress: ProgressCallback = _quiet) -> list[Path]:
-        """Generate the demo dataset and evaluate the demo checkpoints on its val and test splits.
-
-        Work already done (the dataset, artifacts of unchanged checkpoints) is reused, so the
-        second start is instant. Returns the artifact folders.
-        """
-        manifest = self.demo_manifest()
-        on_progress("Generating the demo dataset", 0.0)
-        make_demo_dataset(
-            self.demo_data, progress=False, overwrite=True,  # the workspace's own demo folder
-            on_progress=lambda done, total: on_progress("Generating the demo dataset", 0.6 * done / total),
-            **manifest["demo_dataset"],
-        )
-        index = load_index([self.demo_data])
-        jobs = [(name, entry, split) for name, entry in manifest["checkpoints"].items() for split in DEMO_SPLITS]
-        folders = []
-        for i, (name, entry, split) in enumerate(jobs):
-            checkpoint = self.demo_checkpoints / entry["file"]
-            folder = self.demo_run(name, split)
-            folders.append(folder)
-            if self._artifact_is_current(folder, checkpoint):
-                continue
-            stage = f"Evaluating demo checkpoint {name} on {split}"
-            on_progress(stage, 0.6 + 0.4 * i / len(jobs))
-            evaluate_checkpoint(
-                # The demo's own folders: an artifact of older demo weights is replaced.
-                checkpoint, index, folder, EvalOptions(split=split, cache_dir=str(self.cache_dir), progress=False,
-                                                       overwrite=True),
-                on_batch=lambda done, total, i=i, stage=stage: on_progress(stage, 0.6 + 0.4 * (i + done / total) / len(jobs)),
-            )
-        on_progress("Demo ready", 1.0)
-        return folders
-
-    @staticmethod
-    def _artifact_is_current(folder: Path, checkpoint: Path) -> bool:
-        """The artifact exists and was made from the checkpoint's present weights."""
-        try:
-            meta = json.loads((folder / "meta.json").read_text())
-        except (OSError, ValueError):
-            return False
-        recorded = meta.get("checkpoint", {}).get("weights_sha256")
-        return (folder / ARRAY_FILE).is_file() and recorded is not None and recorded == recorded_weights_digest(checkpoint)
-
     def list_runs(self) -> list[Path]:
         """Every predictions artifact: shipped ones under checkpoints/, then runs/ (demo, CLI, dashboard)."""
-        return find_prediction_runs(self.checkpoints_dir) + find_prediction_runs(self.runs_dir)
+        return find_runs(self.checkpoints_dir) + find_runs(self.runs_dir)
 
     def run_label(self, folder: Path) -> str:
         """A short name for a run folder: its path under runs/, or ``celeba/NAME/SPLIT (shipped)``."""
@@ -160,51 +144,6 @@ class Workspace:
             return "/".join(parts) + " (shipped)"
         return str(folder)
 
-    def default_run(self) -> Path | None:
-        """The run the dashboard opens on: the test run of the default real-data model if shipped, else
-        the real-data paper model's, else the demo's."""
-        candidates = [self.checkpoints_dir / "celeba" / "runs" / "paper" / "test", self.demo_run("paper", "test")]
-        default = self.default_upload_checkpoint()
-        if default is not None and default.is_relative_to(self.checkpoints_dir / "celeba"):
-            candidates.insert(0, self.checkpoints_dir / "celeba" / "runs" / default.stem / "test")
-        for candidate in candidates:
-            if (candidate / ARRAY_FILE).is_file():
-                return candidate
-        runs = self.list_runs()
-        return runs[0] if runs else None
-
-    def experiments(self) -> dict:
-        """The shipped summary of the real-data experiments (checkpoints/celeba/experiments.json), or {}."""
-        path = self.checkpoints_dir / "celeba" / "experiments.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
-
-    def real_data_validation_scores(self) -> dict[str, float]:
-        """Best validation macro-F1 of each shipped real-data checkpoint, by file stem: the paper
-        family from results.json, experiments shipped by scripts/run_experiments.py --ship from
-        experiments.json. Only checkpoints present on disk are listed."""
-        folder = self.checkpoints_dir / "celeba"
-        scores = {}
-        results = folder / "results.json"
-        if results.is_file():
-            for name, variant in json.loads(results.read_text()).get("variants", {}).items():
-                scores[name] = variant["best_val_macro_f1"]
-        for experiment in self.experiments().values():
-            if "shipped_as" in experiment:
-                scores[experiment["shipped_as"]] = experiment["best_val_macro_f1"]
-        return {name: f1 for name, f1 in scores.items() if (folder / f"{name}.safetensors").is_file()}
-
-    def default_upload_checkpoint(self) -> Path | None:
-        """The real-data checkpoint with the best validation macro-F1 (never chosen on test), else the
-        demo RGB model, else the first checkpoint found."""
-        scores = self.real_data_validation_scores()
-        if scores:
-            return self.checkpoints_dir / "celeba" / f"{max(scores, key=scores.get)}.safetensors"
-        demo = self.demo_checkpoints / "paper_rgb.safetensors"
-        if demo.is_file():
-            return demo
-        checkpoints = self.list_checkpoints()
-        return checkpoints[0] if checkpoints else None
-
     def list_checkpoints(self) -> list[Path]:
         """Shipped checkpoints and the best checkpoint of every training run under runs/."""
         shipped = sorted(self.checkpoints_dir.rglob("*.safetensors")) if self.checkpoints_dir.is_dir() else []
@@ -214,54 +153,3 @@ class Workspace:
     def output_for(self, checkpoint: Path, split: str) -> Path:
         """Where an evaluation lands: runs/<checkpoint name>/<split>, the CLI's rule too."""
         return default_run_folder(self.root, checkpoint, split)
-
-    def evaluate(
-        self,
-        checkpoint: Path,
-        data_roots: Sequence[str | Path],
-        split: str,
-        on_progress: ProgressCallback = _quiet,
-        out: Path | None = None,
-        overwrite: bool = False,
-    ) -> Predictions:
-        """Evaluate one checkpoint on user data into a normal run artifact (see ``output_for``).
-
-        Refuses to replace an artifact of another checkpoint unless ``overwrite``.
-        """
-        on_progress("Reading the data roots", 0.0)
-        index = load_index(data_roots)
-        stage = f"Evaluating {Path(checkpoint).name} on {split}"
-        return evaluate_checkpoint(
-            checkpoint, index, out or self.output_for(checkpoint, split),
-            EvalOptions(split=split, cache_dir=str(self.cache_dir), progress=False, overwrite=overwrite),
-            on_batch=lambda done, total: on_progress(stage, done / total),
-        )
-
-
-def sibling_run(predictions: Predictions, split: str) -> Path | None:
-    """The artifact of the same checkpoint weights on another split, next to this one, if any."""
-    if predictions.folder is None:
-        return None
-    candidate = predictions.folder.parent / split
-    if not (candidate / ARRAY_FILE).is_file():
-        return None
-    other = load_predictions(candidate)
-    same = other.meta.get("checkpoint", {}).get("weights_sha256") == predictions.meta.get("checkpoint", {}).get("weights_sha256")
-    return candidate if same else None
-
-
-def ship_artifact(predictions: Predictions, checkpoint: str, folder: Path) -> None:
-    """Save an evaluation next to a shipped checkpoint, naming it by ``checkpoint`` (a workspace-relative
-    path such as ``checkpoints/celeba/NAME.safetensors``); its thresholds stay in the checkpoint."""
-    predictions.meta["checkpoint"]["path"] = checkpoint
-    # Image paths beside the repository (../shared/...) are stored relative to it, so that the shipped
-    # artifact finds them in any checkout that has the same neighbour, not only on this machine.
-    predictions.paths = np.array([_beside_repo(p) for p in predictions.paths])
-    save_predictions(folder, predictions)
-
-
-def _beside_repo(path: str) -> str:
-    resolved = Path(path)
-    if resolved.is_absolute() and resolved.is_relative_to(REPO_ROOT.parent):
-        return os.path.relpath(resolved, REPO_ROOT)
-    return str(path)

@@ -28,7 +28,7 @@ import ui  # noqa: E402
 def _bootstrap_demo() -> None:
     """First start: make the demo data and its evaluations, showing progress; instant afterwards."""
     workspace = ui.workspace()
-    if not workspace.demo_checkpoints.is_dir() or workspace.demo_is_ready() or ui.read_only():
+    if not workspace.demo_checkpoints.is_dir() or ui.catalogue().demo_is_ready() or ui.read_only():
         return
     box = st.empty()
     with box.container():
@@ -37,7 +37,7 @@ def _bootstrap_demo() -> None:
                    "This happens once; later starts are instant.")
         bar = st.progress(0.0, text="Starting...")
         try:
-            workspace.ensure_demo(lambda stage, fraction: bar.progress(min(max(fraction, 0.0), 1.0), text=stage))
+            ui.catalogue().ensure_demo(lambda stage, fraction: bar.progress(min(max(fraction, 0.0), 1.0), text=stage))
         except CelebAModelError as err:
             st.error(f"The demo could not be prepared: {err}")
     box.empty()
@@ -65,7 +65,7 @@ def _sidebar() -> None:
             if pending in paths:
                 st.session_state[ui.RUN_CHOICE_KEY] = pending
             if st.session_state.get(ui.RUN_CHOICE_KEY) not in paths:
-                default = ui.workspace().default_run()
+                default = ui.catalogue().default_run()
                 st.session_state[ui.RUN_CHOICE_KEY] = ui.run_label(default) if default else next(iter(paths))
             choice = st.selectbox("Run", list(paths), key=ui.RUN_CHOICE_KEY, help="A predictions artifact under runs/")
             st.session_state[ui.RUN_KEY] = paths[choice]
@@ -91,7 +91,7 @@ def _evaluate_form() -> None:
     if st.button("Evaluate", disabled=not root, help=None if root else "Set the CelebA folder first"):
         bar = st.progress(0.0, text="Starting...")
         try:
-            predictions = workspace.evaluate(names[chosen], [root], split,
+            predictions = ui.catalogue().evaluate(names[chosen], [root], split,
                                              lambda stage, f: bar.progress(min(max(f, 0.0), 1.0), text=stage),
                                              overwrite=overwrite)
         except CelebAModelError as err:

@@ -22,12 +22,12 @@ from celeba_model.errors import CelebAModelError
 from celeba_model.face_detection import FaceDetector
 from celeba_model.images import ImageReadError, open_image
 from celeba_model.inference import Predictor
-from celeba_model.layout import WORKSPACE_ENV, default_workspace_root
-from celeba_model.predictions import ARRAY_FILE, Predictions, load_predictions
+from celeba_model.predictions import Predictions, load_predictions
 from celeba_model.reports import attribute_report
 from celeba_model.sweep import ThresholdSweep
 from celeba_model.thresholds import evaluated_checkpoint, stored_thresholds, thresholds_for
-from celeba_model.workspace import Workspace
+from celeba_model.catalogue import Catalogue
+from celeba_model.workspace import ARTIFACT_FILE, WORKSPACE_ENV, Workspace, default_workspace_root
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout this dashboard is part of
 
@@ -57,6 +57,11 @@ def workspace() -> Workspace:
     to (read on every run: it is cheap)."""
     explicit = dashboard_options().workspace or os.environ.get(WORKSPACE_ENV)
     return Workspace(default_workspace_root(explicit) if explicit else CHECKOUT)
+
+
+def catalogue() -> Catalogue:
+    """The shipped models and the demo of this dashboard's workspace."""
+    return Catalogue(workspace())
 
 
 def read_only() -> bool:
@@ -100,7 +105,7 @@ def checkpoint_thresholds(predictions: Predictions) -> tuple[np.ndarray | None, 
 
 
 def run_mtime(folder: Path) -> float:
-    path = folder / ARRAY_FILE
+    path = folder / ARTIFACT_FILE
     return path.stat().st_mtime if path.is_file() else 0.0
 
 
@@ -190,7 +195,7 @@ def set_thresholds(folder: Path, values: np.ndarray) -> None:
 def require_run() -> tuple[Path, Predictions]:
     """The chosen run and its artifact, or stop the page with a message."""
     folder = current_run()
-    if folder is None or not (folder / ARRAY_FILE).is_file():
+    if folder is None or not (folder / ARTIFACT_FILE).is_file():
         st.info("No evaluation run yet. Evaluate a checkpoint from the sidebar, or run "
                 "`python -m celeba_model evaluate` and reload.")
         st.stop()

@@ -30,7 +30,8 @@ from celeba_model.predictions import load_predictions
 from celeba_model.reports import attribute_report
 from celeba_model.thresholds import save_thresholds_to_checkpoint, tune_run
 from celeba_model.train import TrainConfig, train
-from celeba_model.workspace import REPO_ROOT, ship_artifact
+from celeba_model.catalogue import ship_artifact
+from celeba_model.workspace import REPO_ROOT
 
 # name -> training options. Paper defaults otherwise: batch 100, no class balancing, no augmentation.
 VARIANTS: dict[str, dict] = {

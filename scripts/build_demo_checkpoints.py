@@ -23,7 +23,8 @@ from celeba_model.dataset_index import load_index
 from celeba_model.fileio import atomic_write_text
 from celeba_model.thresholds import save_thresholds_to_checkpoint, tune_run
 from celeba_model.train import TrainConfig, train
-from celeba_model.workspace import DEMO_CHECKPOINTS, DEMO_DATASET, DEMO_MANIFEST, REPO_ROOT, Workspace
+from celeba_model.catalogue import DEMO_CHECKPOINTS, DEMO_DATASET, DEMO_MANIFEST
+from celeba_model.workspace import REPO_ROOT, Workspace
 
 # name -> training options; the first three are the paper's ablation study, in grayscale as the paper.
 VARIANTS = {

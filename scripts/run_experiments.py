@@ -31,7 +31,8 @@ from celeba_model.reports import experiment_rows, seed_spread
 from celeba_model.sweep import heldout_tuning_gain
 from celeba_model.thresholds import tune_run
 from celeba_model.train import TrainConfig, train
-from celeba_model.workspace import REPO_ROOT, ship_artifact
+from celeba_model.catalogue import ship_artifact
+from celeba_model.workspace import REPO_ROOT
 
 PAPER = {"arch": "paper", "epochs": 30, "patience": 8}
 STRONG = {"color": "rgb", "pos_weight": "sqrt", "augment": True}

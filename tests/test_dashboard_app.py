@@ -11,6 +11,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from celeba_model.thresholds import stored_thresholds
+from celeba_model.catalogue import Catalogue
 from celeba_model.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def _metric(at: AppTest, label: str) -> str:
 
 def test_first_start_prepares_the_demo_and_shows_the_overview(first_run, workspace_root):
     assert not first_run.exception
-    assert Workspace(workspace_root).demo_is_ready()
+    assert Catalogue(Workspace(workspace_root)).demo_is_ready()
     runs = {Workspace(workspace_root).run_label(p) for p in Workspace(workspace_root).list_runs()}
     assert {"demo/paper/test", "demo/no_conv3/val", "demo/no_conv3_no_fc1/test", "demo/paper_rgb/test"} <= runs
     assert {"celeba/paper/test (shipped)", "celeba/paper_rgb/val (shipped)"} <= runs
@@ -90,7 +91,7 @@ def test_threshold_sliders_change_the_metrics(app):
 
 def test_tuning_on_validation_and_saving_for_a_shipped_checkpoint(app, workspace_root):
     at = _open(app, "thresholds")
-    default = Workspace(workspace_root).default_upload_checkpoint()  # whose test run the dashboard opens on
+    default = Catalogue(Workspace(workspace_root)).default_model()  # whose test run the dashboard opens on
     shipped_bytes = default.read_bytes()
     next(b for b in at.button if b.label == "Tune on validation").click().run()
     assert not at.exception
@@ -123,7 +124,7 @@ def test_ablations_compare_the_demo_runs(app):
 
 def test_shipped_real_runs_open_by_default_and_need_the_dataset_for_images(app, workspace_root):
     # The real-data model with the best validation score, the one uploads use as well.
-    default = Workspace(workspace_root).default_upload_checkpoint()
+    default = Catalogue(Workspace(workspace_root)).default_model()
     assert default.parent.name == "celeba"
     assert f"celeba/{default.stem}/test (shipped)" == app.sidebar.selectbox(key="run_choice").value
     assert f"{default.stem}/test" in app.markdown[0].value and "660 test images of 22 people" in app.markdown[0].value

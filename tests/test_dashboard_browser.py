@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from celeba_model.catalogue import Catalogue
 from celeba_model.workspace import Workspace
 
 from .conftest import wait_for_streamlit
@@ -35,7 +36,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(dashboard_workspace):
-    Workspace(dashboard_workspace).ensure_demo()  # normally done by the AppTest first start already
+    Catalogue(Workspace(dashboard_workspace)).ensure_demo()  # normally done by the AppTest first start already
     port = _free_port()
     env = {**os.environ, "CELEBA_WORKSPACE": str(dashboard_workspace)}
     env.pop("CELEBA_ROOT", None)

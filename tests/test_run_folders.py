@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from celeba_model.cli import main
-from celeba_model.layout import default_run_folder
 from celeba_model.predictions import load_predictions
-from celeba_model.workspace import Workspace
+from celeba_model.catalogue import Catalogue
+from celeba_model.workspace import Workspace, default_run_folder
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "checkpoints" / "demo"
@@ -67,7 +67,7 @@ def test_an_artifact_of_another_checkpoint_is_replaced_only_with_overwrite(works
 def test_the_dashboard_refuses_to_replace_another_checkpoints_run(workspace, demo_root):
     from celeba_model.predictions import PredictionsError
 
-    ws = Workspace(workspace)
+    ws = Catalogue(Workspace(workspace))
     ws.evaluate(DEMO / "paper.safetensors", [demo_root], "val")
     with pytest.raises(PredictionsError, match="another checkpoint"):
         ws.evaluate(CELEBA / "paper.safetensors", [demo_root], "val")

@@ -92,7 +92,7 @@ st.dataframe(paper.style.format(precision=3), hide_index=True)
 st.caption("Published single runs on CelebA's test split, grayscale input. The paper reads the 4-point drop without "
            "conv3 and the partial recovery without fc1 as evidence; it reports no spread over seeds.")
 
-experiments = ui.workspace().experiments()
+experiments = ui.catalogue().experiments()
 if experiments:
     st.subheader("Experiments on real CelebA: what each change bought")
     st.caption("From checkpoints/celeba/experiments.json (scripts/run_experiments.py): test figures on the 660 "

@@ -13,7 +13,7 @@ import ui
 from celeba_model.errors import CelebAModelError
 from celeba_model.metrics import summarize
 from celeba_model.thresholds import save_thresholds_to_checkpoint, thresholds_record, tune_run
-from celeba_model.workspace import sibling_run
+from celeba_model.catalogue import sibling_run
 
 folder, predictions = ui.require_run()
 attributes = predictions.attributes

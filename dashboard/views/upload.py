@@ -17,7 +17,7 @@ names = ui.checkpoint_choices()
 if not names:
     st.error("No checkpoints found under checkpoints/ or runs/.")
     st.stop()
-default = workspace.default_upload_checkpoint()
+default = ui.catalogue().default_model()
 preferred = next((i for i, path in enumerate(names.values()) if path == default), 0)
 choice = st.selectbox("Model", list(names), index=preferred, key="upload_checkpoint",
                       help="Default: the real-CelebA checkpoint with the best validation macro-F1")

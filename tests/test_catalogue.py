@@ -1,4 +1,5 @@
-"""Which shipped model the dashboard opens on and uploads with: chosen on validation, never on test."""
+"""The shipped models: which one the dashboard opens on and photos are predicted with (chosen on
+validation, never on test), and how shipped artifacts name their images."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import json
 
 import pytest
 
-from celeba_model.predictions import ARRAY_FILE
-from celeba_model.workspace import Workspace
+from celeba_model.catalogue import Catalogue
+from celeba_model.workspace import ARTIFACT_FILE, Workspace
 
 
 def _ship(root, name: str) -> None:
     folder = root / "checkpoints" / "celeba"
     (folder / "runs" / name / "test").mkdir(parents=True, exist_ok=True)
-    (folder / "runs" / name / "test" / ARRAY_FILE).write_bytes(b"")
+    (folder / "runs" / name / "test" / ARTIFACT_FILE).write_bytes(b"")
     (folder / f"{name}.safetensors").write_bytes(b"")
 
 
@@ -31,14 +32,14 @@ def test_default_model_is_the_best_on_validation_across_both_shipped_families(tm
         "cnn4": {"best_val_macro_f1": 0.95, "test": {}},  # never shipped: not a candidate
     }
     (folder / "experiments.json").write_text(json.dumps(experiments))
-    workspace = Workspace(tmp_path)
-    assert workspace.real_data_validation_scores() == {"paper": 0.74, "paper_rgb": 0.79, "attrnet": 0.84}
-    assert workspace.default_upload_checkpoint() == folder / "attrnet.safetensors"
-    assert workspace.default_run() == folder / "runs" / "attrnet" / "test"
+    catalogue = Catalogue(Workspace(tmp_path))
+    assert catalogue.real_data_validation_scores() == {"paper": 0.74, "paper_rgb": 0.79, "attrnet": 0.84}
+    assert catalogue.default_model() == folder / "attrnet.safetensors"
+    assert catalogue.default_run() == folder / "runs" / "attrnet" / "test"
 
     # Without the experiments summary the paper family decides.
     (folder / "experiments.json").unlink()
-    assert workspace.default_upload_checkpoint() == folder / "paper_rgb.safetensors"
+    assert catalogue.default_model() == folder / "paper_rgb.safetensors"
 
 
 def test_without_real_checkpoints_the_demo_model_is_the_default(tmp_path):
@@ -46,15 +47,16 @@ def test_without_real_checkpoints_the_demo_model_is_the_default(tmp_path):
     demo.mkdir(parents=True)
     (demo / "paper_rgb.safetensors").write_bytes(b"")
     (demo / "paper.safetensors").write_bytes(b"")
-    assert Workspace(tmp_path).default_upload_checkpoint() == demo / "paper_rgb.safetensors"
-    assert Workspace(tmp_path / "empty").default_upload_checkpoint() is None
+    assert Catalogue(Workspace(tmp_path)).default_model() == demo / "paper_rgb.safetensors"
+    assert Catalogue(Workspace(tmp_path / "empty")).default_model() is None
 
 
 def test_shipped_artifacts_name_images_beside_the_repository_relative_to_it(tmp_path):
     import numpy as np
 
     from celeba_model.predictions import Predictions, load_predictions
-    from celeba_model.workspace import REPO_ROOT, ship_artifact
+    from celeba_model.catalogue import ship_artifact
+    from celeba_model.workspace import REPO_ROOT
 
     beside = REPO_ROOT.parent / "shared" / "celeba" / "img_align_celeba" / "000001.jpg"
     elsewhere = tmp_path / "img_align_celeba" / "000002.jpg"

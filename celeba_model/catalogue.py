@@ -1,0 +1,213 @@
+"""The models this repository ships, and the built-in demo they come with.
+
+- The demo: ``checkpoints/demo/`` holds four checkpoints trained on the synthetic demo dataset and a
+  ``manifest.json`` naming the demo parameters; ``Catalogue.ensure_demo`` regenerates that dataset
+  in ``data/demo/`` and evaluates the checkpoints into ``runs/demo/NAME/{val,test}``, so a fresh
+  clone has something to show.
+- The real-data models: ``checkpoints/celeba/`` with their evaluations and the summary of how they
+  were made and chosen; ``Catalogue.default_model`` is the one photos are predicted with unless
+  told otherwise (best validation macro-F1, never chosen on test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import recorded_weights_digest
+from .dataset_index import load_index
+from .demo import make_demo_dataset
+from .errors import ConfigError
+from .evaluate import EvalOptions, evaluate_checkpoint
+from .predictions import Predictions, load_predictions, recorded_weights, save_predictions
+from .workspace import ARTIFACT_FILE, REPO_ROOT, Workspace
+
+DEMO_CHECKPOINTS = Path("checkpoints") / "demo"
+DEMO_MANIFEST = "manifest.json"
+# The demo checkpoints were trained on this dataset; regenerating it gives the same held-out people.
+DEMO_DATASET = {"num_images": 10000, "seed": 0}
+DEMO_SPLITS = ("val", "test")
+
+# (stage, fraction done) -> None; the dashboard turns it into a progress bar.
+ProgressCallback = Callable[[str, float], None]
+
+
+def _quiet(stage: str, fraction: float) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The shipped models and the demo of one workspace."""
+
+    workspace: Workspace
+
+    # The built-in demo.
+
+    def demo_manifest(self) -> dict:
+        path = self.workspace.demo_checkpoints / DEMO_MANIFEST
+        if not path.is_file():
+            raise ConfigError(f"{path} is missing: the demo checkpoints are not in this checkout "
+                              "(rebuild them with scripts/build_demo_checkpoints.py)")
+        return json.loads(path.read_text())
+
+    def demo_run(self, name: str, split: str) -> Path:
+        return self.workspace.runs_dir / "demo" / name / split
+
+    def demo_is_ready(self) -> bool:
+        """True when every demo checkpoint has val and test artifacts of its current weights."""
+        try:
+            manifest = self.demo_manifest()
+        except ConfigError:
+            return False
+        return all(
+            _artifact_is_current(self.demo_run(name, split), self.workspace.demo_checkpoints / entry["file"])
+            for name, entry in manifest["checkpoints"].items()
+            for split in DEMO_SPLITS
+        )
+
+    def ensure_demo(self, on_progress: ProgressCallback = _quiet) -> list[Path]:
+        """Generate the demo dataset and evaluate the demo checkpoints on its val and test splits.
+
+        Work already done (the dataset, artifacts of unchanged checkpoints) is reused, so the
+        second start is instant. Returns the artifact folders.
+        """
+        manifest = self.demo_manifest()
+        on_progress("Generating the demo dataset", 0.0)
+        make_demo_dataset(
+            self.workspace.demo_data, progress=False, overwrite=True,  # the workspace's own demo folder
+            on_progress=lambda done, total: on_progress("Generating the demo dataset", 0.6 * done / total),
+            **manifest["demo_dataset"],
+        )
+        index = load_index([self.workspace.demo_data])
+        jobs = [(name, entry, split) for name, entry in manifest["checkpoints"].items() for split in DEMO_SPLITS]
+        folders = []
+        for i, (name, entry, split) in enumerate(jobs):
+            checkpoint = self.workspace.demo_checkpoints / entry["file"]
+            folder = self.demo_run(name, split)
+            folders.append(folder)
+            if _artifact_is_current(folder, checkpoint):
+                continue
+            stage = f"Evaluating demo checkpoint {name} on {split}"
+            on_progress(stage, 0.6 + 0.4 * i / len(jobs))
+            evaluate_checkpoint(
+                # The demo's own folders: an artifact of older demo weights is replaced.
+                checkpoint, index, folder, EvalOptions(split=split, cache_dir=str(self.workspace.cache_dir),
+                                                       progress=False, overwrite=True),
+                on_batch=lambda done, total, i=i, stage=stage: on_progress(stage, 0.6 + 0.4 * (i + done / total) / len(jobs)),
+            )
+        on_progress("Demo ready", 1.0)
+        return folders
+
+    # The real-data models.
+
+    def experiments(self) -> dict:
+        """The shipped summary of the real-data experiments (checkpoints/celeba/experiments.json), or {}."""
+        path = self.workspace.real_checkpoints / "experiments.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def real_data_validation_scores(self) -> dict[str, float]:
+        """Best validation macro-F1 of each shipped real-data checkpoint, by file stem: the paper
+        family from results.json, experiments shipped by scripts/run_experiments.py --ship from
+        experiments.json. Only checkpoints present on disk are listed."""
+        folder = self.workspace.real_checkpoints
+        scores = {}
+        results = folder / "results.json"
+        if results.is_file():
+            for name, variant in json.loads(results.read_text()).get("variants", {}).items():
+                scores[name] = variant["best_val_macro_f1"]
+        for experiment in self.experiments().values():
+            if "shipped_as" in experiment:
+                scores[experiment["shipped_as"]] = experiment["best_val_macro_f1"]
+        return {name: f1 for name, f1 in scores.items() if (folder / f"{name}.safetensors").is_file()}
+
+    def default_model(self) -> Path | None:
+        """The checkpoint photos are predicted with (the Upload page, ``predict``): the real-data
+        checkpoint with the best validation macro-F1 (never chosen on test), else the demo RGB model,
+        else the first checkpoint found."""
+        scores = self.real_data_validation_scores()
+        if scores:
+            return self.workspace.real_checkpoints / f"{max(scores, key=scores.get)}.safetensors"
+        demo = self.workspace.demo_checkpoints / "paper_rgb.safetensors"
+        if demo.is_file():
+            return demo
+        checkpoints = self.workspace.list_checkpoints()
+        return checkpoints[0] if checkpoints else None
+
+    def default_run(self) -> Path | None:
+        """The run the dashboard opens on: the test run of the default real-data model if shipped, else
+        the real-data paper model's, else the demo's."""
+        real_runs = self.workspace.real_checkpoints / "runs"
+        candidates = [real_runs / "paper" / "test", self.demo_run("paper", "test")]
+        default = self.default_model()
+        if default is not None and default.is_relative_to(self.workspace.real_checkpoints):
+            candidates.insert(0, real_runs / default.stem / "test")
+        for candidate in candidates:
+            if (candidate / ARTIFACT_FILE).is_file():
+                return candidate
+        runs = self.workspace.list_runs()
+        return runs[0] if runs else None
+
+    # Evaluating from the dashboard.
+
+    def evaluate(
+        self,
+        checkpoint: Path,
+        data_roots: Sequence[str | Path],
+        split: str,
+        on_progress: ProgressCallback = _quiet,
+        out: Path | None = None,
+        overwrite: bool = False,
+    ) -> Predictions:
+        """Evaluate one checkpoint on user data into a normal run artifact (``Workspace.output_for``).
+
+        Refuses to replace an artifact of another checkpoint unless ``overwrite``.
+        """
+        on_progress("Reading the data roots", 0.0)
+        index = load_index(data_roots)
+        stage = f"Evaluating {Path(checkpoint).name} on {split}"
+        return evaluate_checkpoint(
+            checkpoint, index, out or self.workspace.output_for(checkpoint, split),
+            EvalOptions(split=split, cache_dir=str(self.workspace.cache_dir), progress=False, overwrite=overwrite),
+            on_batch=lambda done, total: on_progress(stage, done / total),
+        )
+
+
+def _artifact_is_current(folder: Path, checkpoint: Path) -> bool:
+    """The artifact exists and was made from the checkpoint's present weights."""
+    recorded = recorded_weights(folder)
+    return recorded is not None and recorded == recorded_weights_digest(checkpoint)
+
+
+def sibling_run(predictions: Predictions, split: str) -> Path | None:
+    """The artifact of the same checkpoint weights on another split, next to this one, if any."""
+    if predictions.folder is None:
+        return None
+    candidate = predictions.folder.parent / split
+    if not (candidate / ARTIFACT_FILE).is_file():
+        return None
+    other = load_predictions(candidate)
+    same = other.meta.get("checkpoint", {}).get("weights_sha256") == predictions.meta.get("checkpoint", {}).get("weights_sha256")
+    return candidate if same else None
+
+
+def ship_artifact(predictions: Predictions, checkpoint: str, folder: Path) -> None:
+    """Save an evaluation next to a shipped checkpoint, naming it by ``checkpoint`` (a workspace-relative
+    path such as ``checkpoints/celeba/NAME.safetensors``); its thresholds stay in the checkpoint."""
+    predictions.meta["checkpoint"]["path"] = checkpoint
+    # Image paths beside the repository (../shared/...) are stored relative to it, so that the shipped
+    # artifact finds them in any checkout that has the same neighbour, not only on this machine.
+    predictions.paths = np.array([_beside_repo(p) for p in predictions.paths])
+    save_predictions(folder, predictions)
+
+
+def _beside_repo(path: str) -> str:
+    resolved = Path(path)
+    if resolved.is_absolute() and resolved.is_relative_to(REPO_ROOT.parent):
+        return os.path.relpath(resolved, REPO_ROOT)
+    return str(path)
