@@ -14,10 +14,10 @@ import os
 import tempfile
 import time
 
-from celeba_model.cache import load_or_build_cache
-from celeba_model.dataset_index import load_index
-from celeba_model.images import open_image
-from celeba_model.preprocess import PreprocessSpec, image_to_array
+from celeba_model.data.cache import load_or_build_cache
+from celeba_model.data.images import open_image
+from celeba_model.data.index import load_index
+from celeba_model.data.transforms import PreprocessConfig, image_to_array
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4000)
     args = parser.parse_args()
     paths = load_index(args.data_roots).paths[: args.images]
-    spec = PreprocessSpec(image_size=64, color="rgb")
+    spec = PreprocessConfig(image_size=64, color="rgb")
     cores = os.cpu_count() or 1
     print(f"{len(paths):,} images, 64x64 RGB, {cores} cores")
     base = None

@@ -2,8 +2,8 @@
 
     python bench/bench_evaluate.py [--images 5000] [--device auto] [--batch-size N] [--arch paper cnn4 ...]
 
-Prints, per architecture and colour, the images/s of `predict_probabilities` (the evaluate
-command's inner loop: uint8 cache rows -> normalised tensors -> model -> sigmoid) and of the
+Prints, per architecture and color, the images/s of `predict_probabilities` (the evaluate
+command's inner loop: uint8 cache rows -> normalized tensors -> model -> sigmoid) and of the
 model alone on tensors already in memory, so the data overhead is visible.
 """
 
@@ -15,10 +15,10 @@ import time
 import numpy as np
 import torch
 
-from celeba_model.devices import autocast, default_eval_batch_size, resolve_device
-from celeba_model.models import create_model, model_spec
-from celeba_model.predict import predict_probabilities
-from celeba_model.preprocess import PreprocessSpec, to_model_input
+from celeba_model.data.transforms import PreprocessConfig, to_model_input
+from celeba_model.evaluation.batched import predict_probabilities
+from celeba_model.models.registry import create_model, model_spec
+from celeba_model.utils.devices import autocast, default_eval_batch_size, resolve_device
 
 
 def _best_of(fn, repeats: int = 5) -> float:
@@ -44,7 +44,7 @@ def main() -> None:
     print(f"device {device}, {torch.get_num_threads()} threads, {args.images:,} images of 64x64, batch {batch}")
     rng = np.random.default_rng(0)
     for color in args.color:
-        spec = PreprocessSpec(image_size=64, color=color)
+        spec = PreprocessConfig(image_size=64, color=color)
         images = rng.integers(0, 256, size=(args.images, 64, 64, spec.channels), dtype=np.uint8)
         rows = np.arange(args.images)
         for arch in args.arch:

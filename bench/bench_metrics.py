@@ -17,9 +17,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from celeba_model.bootstrap import bootstrap_ci  # noqa: E402
-from celeba_model.metrics import attribute_metrics, summarize  # noqa: E402
-from celeba_model.sweep import ThresholdSweep, tune_thresholds  # noqa: E402
+from celeba_model.metrics.bootstrap import bootstrap_ci  # noqa: E402
+from celeba_model.metrics.counts import attribute_metrics, summarize  # noqa: E402
+from celeba_model.metrics.sweep import ThresholdSweep, tune_thresholds  # noqa: E402
 
 N, A, PEOPLE = 20_000, 10, 1_000
 # Test-set rates of the 10 paper attributes (Eyeglasses ... Young), from the paper's table.

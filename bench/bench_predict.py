@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from celeba_model.face_detection import FaceDetector
-from celeba_model.inference import Predictor
-from celeba_model.photo import is_photo_file, open_photo, predict_photo
-from celeba_model.photo_batch import PhotoBatchPredictor
 from celeba_model.catalogue import Catalogue
+from celeba_model.photo.batch import PhotoBatchPredictor
+from celeba_model.photo.detection import FaceDetector
+from celeba_model.photo.pipeline import is_photo_file, open_photo, predict_photo
+from celeba_model.photo.predictor import Predictor
 from celeba_model.workspace import Workspace
 
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "celeba_wild" / "faces"
@@ -32,7 +32,7 @@ def _photos(folder: str | None, scratch: Path) -> tuple[list[str], str]:
         folder = str(SHARED_FACES)
     if folder is not None:
         return sorted(str(p) for p in Path(folder).iterdir() if is_photo_file(p)), folder
-    from celeba_model.demo import make_demo_dataset
+    from celeba_model.data.demo import make_demo_dataset
 
     make_demo_dataset(scratch, num_images=600, seed=0, progress=False)
     return sorted(str(p) for p in (scratch / "img_align_celeba").glob("*.jpg")), "generated demo faces (178x218)"

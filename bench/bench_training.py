@@ -29,14 +29,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from celeba_model.attributes import PAPER_ATTRIBUTES
-from celeba_model.augment import AugmentConfig
-from celeba_model.cache import load_or_build_cache
-from celeba_model.dataset_index import load_index
-from celeba_model.devices import resolve_device
-from celeba_model.images import open_image
-from celeba_model.models import create_model, model_spec
-from celeba_model.preprocess import PreprocessSpec, image_to_array
-from celeba_model.train import CachedBatches, ResidentBatches, optimise_step, prepare_batch
+from celeba_model.data.cache import load_or_build_cache
+from celeba_model.data.images import open_image
+from celeba_model.data.index import load_index
+from celeba_model.data.transforms import AugmentConfig, PreprocessConfig, image_to_array, to_training_input
+from celeba_model.models.registry import create_model, model_spec
+from celeba_model.training.train import CachedBatches, ResidentBatches, optimize_step
+from celeba_model.utils.devices import resolve_device
 
 FULL_CELEBA_TRAIN = 162_770
 
@@ -44,7 +43,7 @@ FULL_CELEBA_TRAIN = 162_770
 class NaiveImages(Dataset):
     """Decode, crop and resize every image on every access, as a first attempt would."""
 
-    def __init__(self, paths, labels, spec: PreprocessSpec) -> None:
+    def __init__(self, paths, labels, spec: PreprocessConfig) -> None:
         self.paths, self.labels, self.spec = paths, labels, spec
 
     def __len__(self) -> int:
@@ -55,8 +54,8 @@ class NaiveImages(Dataset):
         return torch.from_numpy(pixels.copy()), torch.from_numpy(self.labels[i])  # PIL's array is read-only
 
 
-def _step_fn(model: nn.Module, spec: PreprocessSpec, augment: bool, device: torch.device):
-    """train.py's own training step (prepare_batch + optimise_step) with a fresh optimizer."""
+def _step_fn(model: nn.Module, spec: PreprocessConfig, augment: bool, device: torch.device):
+    """train.py's own training step (to_training_input + optimize_step) with a fresh optimizer."""
     criterion = nn.BCEWithLogitsLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator(device=device).manual_seed(0)
@@ -64,8 +63,8 @@ def _step_fn(model: nn.Module, spec: PreprocessSpec, augment: bool, device: torc
     def step(images: torch.Tensor, targets: torch.Tensor, prepared: bool = False) -> None:
         x = images.to(device, non_blocking=True)
         if not prepared:
-            x = prepare_batch(x, spec, AugmentConfig() if augment else None, generator)
-        optimise_step(model, criterion, optimizer, x, targets.to(device, non_blocking=True), device)
+            x = to_training_input(x, spec, AugmentConfig() if augment else None, generator)
+        optimize_step(model, criterion, optimizer, x, targets.to(device, non_blocking=True), device)
 
     return step
 
@@ -107,7 +106,7 @@ def main() -> None:
     device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    spec = PreprocessSpec(image_size=64, color="rgb")
+    spec = PreprocessConfig(image_size=64, color="rgb")
     index = load_index(args.data_roots)
     rows = index.split_indices("train")
     labels = index.attribute_labels(PAPER_ATTRIBUTES).astype(np.float32)
@@ -135,7 +134,7 @@ def main() -> None:
     prepared = []
     for b in batches:
         images = torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(b)])).to(device)
-        prepared.append((prepare_batch(images, spec, AugmentConfig(), generator),
+        prepared.append((to_training_input(images, spec, AugmentConfig(), generator),
                          torch.from_numpy(labels[np.sort(b)]).to(device)))
     naive_set = NaiveImages([index.paths[i] for i in order], labels[order], spec)
     naive = DataLoader(naive_set, batch_size=args.batch_size, num_workers=args.workers, persistent_workers=False,
@@ -166,7 +165,7 @@ def main() -> None:
         _sync(device)
         read_ms.append(time.perf_counter() - started)
         started = time.perf_counter()
-        prepare_batch(images, spec, AugmentConfig(), generator)
+        to_training_input(images, spec, AugmentConfig(), generator)
         _sync(device)
         prepare_ms.append(time.perf_counter() - started)
         started = time.perf_counter()
@@ -175,7 +174,7 @@ def main() -> None:
         step_ms.append(time.perf_counter() - started)
     read, prep, compute = (1000 * float(np.median(t[3:])) for t in (read_ms, prepare_ms, step_ms))
     print(f"per batch of {args.batch_size} (median): read from the cache {read:.2f} ms, to float + augment + "
-          f"normalise {prep:.2f} ms, training step {compute:.1f} ms -> data overhead {100 * (read + prep) / compute:.1f}%")
+          f"normalize {prep:.2f} ms, training step {compute:.1f} ms -> data overhead {100 * (read + prep) / compute:.1f}%")
     decode_ms = []
     for start in range(0, 5 * args.batch_size, args.batch_size):
         started = time.perf_counter()

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from celeba_model.face_detection import FaceDetector
-from celeba_model.inference import Predictor
-from celeba_model.photo import open_photo, predict_photo
 from celeba_model.catalogue import Catalogue
+from celeba_model.photo.detection import FaceDetector
+from celeba_model.photo.pipeline import open_photo, predict_photo
+from celeba_model.photo.predictor import Predictor
 from celeba_model.workspace import Workspace
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     if args.photos:
         photos = sorted(Path(args.photos).iterdir())[: args.count]
     else:
-        from celeba_model.demo import make_demo_dataset
+        from celeba_model.data.demo import make_demo_dataset
 
         make_demo_dataset(workspace.demo_data, num_images=10000, progress=False)
         photos = sorted((workspace.demo_data / "img_align_celeba").glob("*.jpg"))[: args.count]

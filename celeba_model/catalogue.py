@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import recorded_weights_digest
-from .dataset_index import load_index
-from .demo import make_demo_dataset
+from .data.demo import make_demo_dataset
+from .data.index import load_index
 from .errors import ConfigError
-from .evaluate import EvalOptions, evaluate_checkpoint
-from .predictions import Predictions, load_predictions, recorded_weights, save_predictions
+from .evaluation.evaluate import EvalConfig, evaluate_checkpoint
+from .evaluation.predictions import Predictions, load_predictions, recorded_weights, save_predictions
+from .models.checkpoint import recorded_weights_digest
 from .workspace import ARTIFACT_FILE, REPO_ROOT, Workspace
 
 DEMO_CHECKPOINTS = Path("checkpoints") / "demo"
@@ -97,7 +97,7 @@ class Catalogue:
             on_progress(stage, 0.6 + 0.4 * i / len(jobs))
             evaluate_checkpoint(
                 # The demo's own folders: an artifact of older demo weights is replaced.
-                checkpoint, index, folder, EvalOptions(split=split, cache_dir=str(self.workspace.cache_dir),
+                checkpoint, index, folder, EvalConfig(split=split, cache_dir=str(self.workspace.cache_dir),
                                                        progress=False, overwrite=True),
                 on_batch=lambda done, total, i=i, stage=stage: on_progress(stage, 0.6 + 0.4 * (i + done / total) / len(jobs)),
             )
@@ -173,7 +173,7 @@ class Catalogue:
         stage = f"Evaluating {Path(checkpoint).name} on {split}"
         return evaluate_checkpoint(
             checkpoint, index, out or self.workspace.output_for(checkpoint, split),
-            EvalOptions(split=split, cache_dir=str(self.workspace.cache_dir), progress=False, overwrite=overwrite),
+            EvalConfig(split=split, cache_dir=str(self.workspace.cache_dir), progress=False, overwrite=overwrite),
             on_batch=lambda done, total: on_progress(stage, done / total),
         )
 

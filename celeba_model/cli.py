@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES
-from .distributed import is_main_process, shutdown
 from .errors import CelebAModelError, ConfigError
-from .models import available_models
+from .models.registry import available_models
+from .utils.distributed import is_main_process, shutdown
 
 
 def _add_data_roots(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -54,7 +54,7 @@ def _add_make_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_make_demo(args: argparse.Namespace) -> int:
-    from .demo import make_demo_dataset
+    from .data.demo import make_demo_dataset
 
     summary = make_demo_dataset(args.out, num_images=args.num_images, seed=args.seed, workers=args.workers,
                                 overwrite=args.overwrite)
@@ -76,7 +76,7 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 
 def _run_info(args: argparse.Namespace) -> int:
     from .attributes import resolve_attributes
-    from .dataset_index import load_index
+    from .data.index import load_index
 
     index = load_index(args.data_roots)
     summary = index.summary()
@@ -93,7 +93,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from .train import TrainConfig
+    from .training.train import TrainConfig
 
     d = TrainConfig(data_roots=[], out="")
     # Options default to "not given" so that --resume can tell what was typed from what was not;
@@ -116,7 +116,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help=f"images per training step (default: {d.batch_size}, as the paper)")
     p.add_argument("--lr", type=float, help=f"AdamW learning rate, annealed by a cosine schedule (default: {d.lr})")
     p.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default: {d.weight_decay})")
-    p.add_argument("--seed", type=int, help=f"seed for initialisation, shuffling, dropout and augmentation (default: {d.seed})")
+    p.add_argument("--seed", type=int, help=f"seed for initialization, shuffling, dropout and augmentation (default: {d.seed})")
     p.add_argument("--split-seed", type=int,
                    help=f"seed of the fallback split used where a root has no list_eval_partition.txt (default: {d.split_seed})")
     p.add_argument("--image-size", type=int, help=f"side of the square model input in pixels (default: {d.image_size})")
@@ -150,7 +150,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, read_run_config, train
+    from .training.train import TrainConfig, read_run_config, train
 
     given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume", "no_progress")}
     if args.resume:
@@ -197,9 +197,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import EvalOptions, evaluate_checkpoints
+    from .evaluation.evaluate import EvalConfig, evaluate_checkpoints
 
-    options = EvalOptions(split=args.split, batch_size=args.batch_size, flip_tta=args.flip_tta, device=args.device,
+    options = EvalConfig(split=args.split, batch_size=args.batch_size, flip_tta=args.flip_tta, device=args.device,
                           cache_dir=args.cache_dir, progress=not args.no_progress, overwrite=args.overwrite)
     for predictions in evaluate_checkpoints(args.checkpoints, args.data_roots, args.out, options, args.workspace):
         if not is_main_process():
@@ -234,8 +234,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from .predictions import load_predictions
-    from .reports import attribute_report, format_report, resolve_thresholds, write_report
+    from .analysis.reports import attribute_report, format_report, resolve_thresholds, write_report
+    from .evaluation.predictions import load_predictions
 
     predictions = load_predictions(args.run)
     thresholds, source = resolve_thresholds(args.thresholds, predictions, args.workspace)
@@ -262,8 +262,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from .predictions import load_predictions
-    from .reports import compare_runs, format_comparison, write_comparison
+    from .analysis.reports import compare_runs, format_comparison, write_comparison
+    from .evaluation.predictions import load_predictions
 
     comparison = compare_runs([load_predictions(r) for r in args.runs], args.thresholds, n_boot=args.bootstrap,
                               workspace_root=args.workspace)
@@ -286,7 +286,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
         "unchanged). Apply them to the test split, never tune on it.",
     )
     p.add_argument("--run", required=True, metavar="DIR", help="a folder written by `evaluate --split val`")
-    p.add_argument("--objective", default="f1", choices=["f1", "precision", "recall"], help="what to optimise (default: f1)")
+    p.add_argument("--objective", default="f1", choices=["f1", "precision", "recall"], help="what to optimize (default: f1)")
     p.add_argument("--target", type=float, default=None, help="the precision or recall to reach (with those objectives)")
     p.add_argument("--save-to-checkpoint", action="store_true",
                    help="store the thresholds for the evaluated checkpoint (see above)")
@@ -295,9 +295,9 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_tune(args: argparse.Namespace) -> int:
+    from .analysis.thresholds import save_thresholds_to_checkpoint, tune_run
+    from .evaluation.predictions import load_predictions
     from .workspace import default_workspace_root
-    from .predictions import load_predictions
-    from .thresholds import save_thresholds_to_checkpoint, tune_run
 
     predictions = load_predictions(args.run)
     result = tune_run(predictions, args.objective, args.target)
@@ -315,7 +315,7 @@ def _run_tune(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    from .photo import PHOTO_EXTENSIONS
+    from .photo.pipeline import PHOTO_EXTENSIONS
 
     p = sub.add_parser(
         "predict",
@@ -350,13 +350,12 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     import os
 
-    from .face_detection import FaceDetector
-    from .inference import Predictor
-    from .workspace import default_workspace_root
-    from .photo_batch import PROGRESS_MIN_PHOTOS, PhotoBatchPredictor, expand_inputs, write_results
-    from .thresholds import default_thresholds, thresholds_for
+    from .analysis.thresholds import default_thresholds, thresholds_for
     from .catalogue import Catalogue
-    from .workspace import Workspace
+    from .photo.batch import PROGRESS_MIN_PHOTOS, PhotoBatchPredictor, expand_inputs, write_results
+    from .photo.detection import FaceDetector
+    from .photo.predictor import Predictor
+    from .workspace import Workspace, default_workspace_root
 
     root = default_workspace_root(args.workspace)
     checkpoint = Path(args.checkpoint) if args.checkpoint else Catalogue(Workspace(root)).default_model()
@@ -416,8 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.formatwarning = _format_warning
-    from .cache import CacheWarning
-    from .dataset_index import CelebAWarning
+    from .data.cache import CacheWarning
+    from .data.index import CelebAWarning
 
     warnings.simplefilter("always", CelebAWarning)
     warnings.simplefilter("always", CacheWarning)

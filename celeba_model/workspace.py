@@ -7,7 +7,7 @@ A workspace is the folder a user works in:
   ``checkpoints/celeba/runs/NAME/{val,test}``);
 - ``runs/``: training runs and predictions artifacts, from the CLI or the dashboard
   (``runs/<checkpoint name>/<split>``), and ``runs/thresholds/``: tuned thresholds for checkpoints
-  whose file is never rewritten (see ``celeba_model.analysis.thresholds``);
+  whose file is never rewritten (see ``celeba_model.analysis.selection.thresholds``);
 - ``data/demo/``: the generated demo dataset.
 
 The root is ``--workspace``, else ``$CELEBA_WORKSPACE``, else the checkout when working inside it,

@@ -20,9 +20,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(HERE.parent))
 
-from celeba_model.errors import CelebAModelError  # noqa: E402
-
 import ui  # noqa: E402
+
+from celeba_model.errors import CelebAModelError  # noqa: E402
 
 
 def _bootstrap_demo() -> None:

@@ -16,17 +16,17 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from celeba_model.celeba_files import CelebANotFoundError, find_layout
-from celeba_model.crop import CropBox, crop_and_resize
-from celeba_model.errors import CelebAModelError
-from celeba_model.face_detection import FaceDetector
-from celeba_model.images import ImageReadError, open_image
-from celeba_model.inference import Predictor
-from celeba_model.predictions import Predictions, load_predictions
-from celeba_model.reports import attribute_report
-from celeba_model.sweep import ThresholdSweep
-from celeba_model.thresholds import evaluated_checkpoint, stored_thresholds, thresholds_for
+from celeba_model.analysis.reports import attribute_report
+from celeba_model.analysis.thresholds import evaluated_checkpoint, stored_thresholds, thresholds_for
 from celeba_model.catalogue import Catalogue
+from celeba_model.data.celeba_files import CelebANotFoundError, find_layout
+from celeba_model.data.crop import CropBox, crop_and_resize
+from celeba_model.data.images import ImageReadError, open_image
+from celeba_model.errors import CelebAModelError
+from celeba_model.evaluation.predictions import Predictions, load_predictions
+from celeba_model.metrics.sweep import ThresholdSweep
+from celeba_model.photo.detection import FaceDetector
+from celeba_model.photo.predictor import Predictor
 from celeba_model.workspace import ARTIFACT_FILE, WORKSPACE_ENV, Workspace, default_workspace_root
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout this dashboard is part of
@@ -210,7 +210,7 @@ def data_root() -> str:
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def face_crop(path: str, crop: dict, size: int = 128) -> Image.Image | None:
-    """The model's crop of one dataset image, in colour at display size (None if unreadable)."""
+    """The model's crop of one dataset image, in color at display size (None if unreadable)."""
     try:
         return crop_and_resize(open_image(path), CropBox.from_dict(crop), size, "rgb")
     except ImageReadError:
@@ -218,8 +218,8 @@ def face_crop(path: str, crop: dict, size: int = 128) -> Image.Image | None:
 
 
 def saliency_overlay(image: Image.Image, cam: np.ndarray, crop: CropBox, size: int = 192) -> Image.Image:
-    """A Grad-CAM map over the colour version of the model's crop (``crop``) of ``image``."""
-    from celeba_model.saliency import overlay
+    """A Grad-CAM map over the color version of the model's crop (``crop``) of ``image``."""
+    from celeba_model.photo.saliency import overlay
 
     return overlay(crop_and_resize(image, crop, size, "rgb"), cam, size=size)
 

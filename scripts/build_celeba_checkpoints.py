@@ -22,15 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from celeba_model.dataset_index import load_index
-from celeba_model.evaluate import EvalOptions, evaluate_checkpoint
-from celeba_model.fileio import atomic_write_text
-from celeba_model.metrics import attribute_metrics, summarize
-from celeba_model.predictions import load_predictions
-from celeba_model.reports import attribute_report
-from celeba_model.thresholds import save_thresholds_to_checkpoint, tune_run
-from celeba_model.train import TrainConfig, train
+from celeba_model.analysis.reports import attribute_report
+from celeba_model.analysis.thresholds import save_thresholds_to_checkpoint, tune_run
 from celeba_model.catalogue import ship_artifact
+from celeba_model.data.index import load_index
+from celeba_model.evaluation.evaluate import EvalConfig, evaluate_checkpoint
+from celeba_model.evaluation.predictions import load_predictions
+from celeba_model.metrics.counts import attribute_metrics, summarize
+from celeba_model.training.train import TrainConfig, train
+from celeba_model.utils.fileio import atomic_write_text
 from celeba_model.workspace import REPO_ROOT
 
 # name -> training options. Paper defaults otherwise: batch 100, no class balancing, no augmentation.
@@ -85,7 +85,7 @@ def main() -> None:
         artifacts = {}
         for split in ("val", "test"):
             artifacts[split] = evaluate_checkpoint(run / "best.safetensors", index, run / split,
-                                                   EvalOptions(split=split, progress=False))
+                                                   EvalConfig(split=split, progress=False))
         tuned = tune_run(artifacts["val"], "f1")
         save_thresholds_to_checkpoint(artifacts["val"], tuned, REPO_ROOT)
         shipped = out_dir / f"{name}.safetensors"

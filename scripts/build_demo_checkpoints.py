@@ -16,14 +16,14 @@ import json
 import shutil
 from pathlib import Path
 
-from celeba_model.checkpoint import load_checkpoint
-from celeba_model.demo import make_demo_dataset
-from celeba_model.evaluate import EvalOptions, evaluate_checkpoint
-from celeba_model.dataset_index import load_index
-from celeba_model.fileio import atomic_write_text
-from celeba_model.thresholds import save_thresholds_to_checkpoint, tune_run
-from celeba_model.train import TrainConfig, train
+from celeba_model.analysis.thresholds import save_thresholds_to_checkpoint, tune_run
 from celeba_model.catalogue import DEMO_CHECKPOINTS, DEMO_DATASET, DEMO_MANIFEST
+from celeba_model.data.demo import make_demo_dataset
+from celeba_model.data.index import load_index
+from celeba_model.evaluation.evaluate import EvalConfig, evaluate_checkpoint
+from celeba_model.models.checkpoint import load_checkpoint
+from celeba_model.training.train import TrainConfig, train
+from celeba_model.utils.fileio import atomic_write_text
 from celeba_model.workspace import REPO_ROOT, Workspace
 
 # name -> training options; the first three are the paper's ablation study, in grayscale as the paper.
@@ -52,7 +52,7 @@ def main() -> None:
         if run.exists():
             shutil.rmtree(run)
         train(TrainConfig(data_roots=[str(data)], out=str(run), epochs=args.epochs, **options))
-        val = evaluate_checkpoint(run / "best.safetensors", index, run / "val", EvalOptions(split="val"))
+        val = evaluate_checkpoint(run / "best.safetensors", index, run / "val", EvalConfig(split="val"))
         save_thresholds_to_checkpoint(val, tune_run(val, "f1"), REPO_ROOT)
         target = out_dir / f"{name}.safetensors"
         shutil.copyfile(run / "best.safetensors", target)

@@ -1,10 +1,10 @@
-"""Rebuild celeba_model/assets/face_detector/face_detection_short_range.tflite from the mediapipe 0.10.21 wheel.
+"""Rebuild celeba_model/photo/assets/face_detector/face_detection_short_range.tflite from the mediapipe 0.10.21 wheel.
 
     python scripts/build_face_detector.py [--venv /tmp/mediapipe-0.10.21-build] [--keep-venv]
 
 Why a build step: mediapipe 1.2.x (the project's version) ships no .tflite models and its metadata
 writer does not import (it needs ``mediapipe.tasks.cc``), while its Tasks ``FaceDetector`` needs a
-model carrying TFLite metadata (input normalisation). Google's BlazeFace short-range model ships,
+model carrying TFLite metadata (input normalization). Google's BlazeFace short-range model ships,
 with that metadata, inside the mediapipe 0.10.21 wheel (the last line with the legacy solutions
 API; it wants numpy<2 and protobuf<5, so it cannot live in the project venv).
 
@@ -14,13 +14,13 @@ What the script does:
    ``mediapipe==0.10.21`` wheel from PyPI with pip, records its SHA-256, and installs it there
    with ``numpy<2`` and ``protobuf<5`` pinned;
 2. in that venv, reads the model's metadata with 0.10.21's own ``MetadataDisplayer`` and checks
-   that the input tensor says RGB with normalisation mean 127.5 / std 127.5 (input in [-1, 1]);
+   that the input tensor says RGB with normalization mean 127.5 / std 127.5 (input in [-1, 1]);
    only when it does not (or with ``--rewrite-metadata``) it writes that metadata with 0.10.21's
    generic ``metadata_writers.metadata_writer.MetadataWriter``;
-3. copies the model and the wheel's Apache-2.0 LICENSE to ``celeba_model/assets/face_detector/``
+3. copies the model and the wheel's Apache-2.0 LICENSE to ``celeba_model/photo/assets/face_detector/``
    (package data, so a plain ``pip install .`` ships it), loads the model with this interpreter's
    mediapipe Tasks ``FaceDetector`` as a check (optionally detecting a face on ``--check-image``),
-   and writes ``celeba_model/assets/face_detector/README.md`` with the origin, licence and SHA-256.
+   and writes ``celeba_model/photo/assets/face_detector/README.md`` with the origin, license and SHA-256.
 
 Needs network access to PyPI; takes about a minute and ~1 GB in the throwaway venv (mediapipe
 0.10.21 pulls jax and opencv), which is deleted afterwards unless ``--keep-venv`` is given. The
@@ -39,7 +39,7 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-OUT_DIR = REPO_ROOT / "celeba_model" / "assets" / "face_detector"  # package data, see pyproject.toml
+OUT_DIR = REPO_ROOT / "celeba_model" / "photo" / "assets" / "face_detector"  # package data, see pyproject.toml
 MODEL_NAME = "face_detection_short_range.tflite"
 MEDIAPIPE_VERSION = "0.10.21"
 PATH_IN_WHEEL = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
@@ -64,7 +64,7 @@ def read_metadata(buffer):
     except ValueError:  # "The model does not have metadata."
         return None
 
-def normalisation(md):
+def normalization(md):
     try:
         tensor = md["subgraph_metadata"][0]["input_tensor_metadata"][0]
         units = [u for u in tensor.get("process_units", []) if u["options_type"] == "NormalizationOptions"]
@@ -74,7 +74,7 @@ def normalisation(md):
         return None
 
 found = read_metadata(original)
-found_norm = normalisation(found) if found else None
+found_norm = normalization(found) if found else None
 ok = found_norm == {"mean": [127.5], "std": [127.5], "color_space": "RGB"}
 written = None
 if mode == "rewrite" or not ok:
@@ -95,9 +95,9 @@ out_json.write_text(json.dumps({
     "model_path_in_package": str(model_path.relative_to(package_root.parent)),
     "original_size": len(original),
     "original_metadata": found,
-    "original_normalisation": found_norm,
+    "original_normalization": found_norm,
     "metadata_written": written,
-    "written_normalisation": normalisation(written) if written else None,
+    "written_normalization": normalization(written) if written else None,
 }, indent=2))
 '''
 
@@ -182,15 +182,15 @@ this file and never downloads anything.
 | File | `{model}`, {size:,} bytes |
 | SHA-256 | `{sha}` |
 | Origin | PyPI wheel `{wheel}` (SHA-256 `{wheel_sha}`), path inside the wheel `{path_in_wheel}` |
-| Licence | Apache License 2.0 (mediapipe's licence; the wheel's `LICENSE` is copied here as `LICENSE`) |
+| License | Apache License 2.0 (mediapipe's license; the wheel's `LICENSE` is copied here as `LICENSE`) |
 | Metadata | {metadata_note} |
 
 Why it comes from an old wheel: mediapipe 1.2.x ships no `.tflite` models, and its metadata writer
 cannot be imported (it needs `mediapipe.tasks.cc`), while the Tasks `FaceDetector` requires a model
-with TFLite metadata giving the input normalisation. mediapipe 0.10.21 still bundles the legacy
+with TFLite metadata giving the input normalization. mediapipe 0.10.21 still bundles the legacy
 solutions' models; it needs numpy<2 and protobuf<5, so it is only installed in a throwaway venv.
 
-Input normalisation recorded in the model's metadata: {norm}.
+Input normalization recorded in the model's metadata: {norm}.
 
 Check: {check}
 
@@ -209,9 +209,9 @@ def main() -> None:
                              "deleted afterwards)")
     parser.add_argument("--keep-venv", action="store_true", help="do not delete the throwaway venv at the end")
     parser.add_argument("--out", type=Path, default=OUT_DIR,
-                        help="output folder (default: celeba_model/assets/face_detector)")
+                        help="output folder (default: celeba_model/photo/assets/face_detector)")
     parser.add_argument("--rewrite-metadata", action="store_true",
-                        help="write fresh normalisation metadata even when the wheel's model already has it")
+                        help="write fresh normalization metadata even when the wheel's model already has it")
     parser.add_argument("--check-image", type=Path, default=None, help="an image with a face to check the result on")
     args = parser.parse_args()
 
@@ -236,14 +236,14 @@ def main() -> None:
 
     if info["metadata_written"] is None:
         metadata_note = ("none added: the wheel's copy already carries TFLite metadata (\"Short Range Face "
-                         "Detection\") with the input normalisation; the file is byte-identical to the wheel's")
-        norm = info["original_normalisation"]
+                         "Detection\") with the input normalization; the file is byte-identical to the wheel's")
+        norm = info["original_normalization"]
     else:
         reason = "on request (--rewrite-metadata)" if args.rewrite_metadata else "the wheel's copy lacked it"
         metadata_note = (f"written by mediapipe {info['mediapipe_version']}'s generic "
                          f"`metadata_writers.metadata_writer.MetadataWriter` ({reason}): general info, an RGB "
-                         "image input with normalisation, two feature outputs (raw boxes/keypoints, scores)")
-        norm = info["written_normalisation"]
+                         "image input with normalization, two feature outputs (raw boxes/keypoints, scores)")
+        norm = info["written_normalization"]
     norm_text = f"{norm['color_space']}, mean {norm['mean']}, std {norm['std']} (pixels to [-1, 1])"
     check = check_with_project_mediapipe(model, args.check_image)
     readme = README.format(

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from celeba_model.bootstrap import bootstrap_ci
-from celeba_model.dataset_index import load_index
-from celeba_model.face_detection import FaceDetector
-from celeba_model.images import open_image
-from celeba_model.inference import Predictor
-from celeba_model.metrics import attribute_metrics, summarize
-from celeba_model.photo import open_photo, predict_photo
-from celeba_model.thresholds import default_thresholds
+from celeba_model.analysis.thresholds import default_thresholds
+from celeba_model.data.images import open_image
+from celeba_model.data.index import load_index
+from celeba_model.metrics.bootstrap import bootstrap_ci
+from celeba_model.metrics.counts import attribute_metrics, summarize
+from celeba_model.photo.detection import FaceDetector
+from celeba_model.photo.pipeline import open_photo, predict_photo
+from celeba_model.photo.predictor import Predictor
 
 
 def score(labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray, groups: np.ndarray, attributes: list[str]) -> dict:

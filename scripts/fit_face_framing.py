@@ -14,11 +14,11 @@ import argparse
 
 import numpy as np
 
-from celeba_model.crop import ALIGNED_FACE_CROP, CropBox, crop_and_resize
-from celeba_model.dataset_index import load_index
-from celeba_model.face_detection import FaceDetector, most_prominent
-from celeba_model.face_framing import FACE_FRAMING, align_face, fit_framing
-from celeba_model.images import open_image
+from celeba_model.data.crop import ALIGNED_FACE_CROP, CropBox, crop_and_resize
+from celeba_model.data.images import open_image
+from celeba_model.data.index import load_index
+from celeba_model.photo.detection import FaceDetector, most_prominent
+from celeba_model.photo.framing import FACE_FRAMING, align_face, fit_framing
 
 
 def main() -> None:

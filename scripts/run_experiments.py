@@ -20,18 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from celeba_model.bootstrap import bootstrap_ci
-from celeba_model.checkpoint import update_checkpoint_meta
-from celeba_model.dataset_index import load_index
-from celeba_model.evaluate import EvalOptions, evaluate_checkpoint
-from celeba_model.fileio import atomic_write_text
-from celeba_model.metrics import attribute_metrics, summarize
-from celeba_model.predictions import load_predictions
-from celeba_model.reports import experiment_rows, seed_spread
-from celeba_model.sweep import heldout_tuning_gain
-from celeba_model.thresholds import tune_run
-from celeba_model.train import TrainConfig, train
+from celeba_model.analysis.reports import experiment_rows, seed_spread
+from celeba_model.analysis.thresholds import tune_run
 from celeba_model.catalogue import ship_artifact
+from celeba_model.data.index import load_index
+from celeba_model.evaluation.evaluate import EvalConfig, evaluate_checkpoint
+from celeba_model.evaluation.predictions import load_predictions
+from celeba_model.metrics.bootstrap import bootstrap_ci
+from celeba_model.metrics.counts import attribute_metrics, summarize
+from celeba_model.metrics.sweep import heldout_tuning_gain
+from celeba_model.models.checkpoint import update_checkpoint_meta
+from celeba_model.training.train import TrainConfig, train
+from celeba_model.utils.fileio import atomic_write_text
 from celeba_model.workspace import REPO_ROOT
 
 PAPER = {"arch": "paper", "epochs": 30, "patience": 8}
@@ -45,7 +45,7 @@ EXPERIMENTS: dict[str, tuple[str, dict]] = {
                                                                       "image_size": 48}),
     "paper_rgb_pw_80": ("paper_rgb_pw at 80x80 input (image size)", {**PAPER, "color": "rgb", "pos_weight": "sqrt",
                                                                       "image_size": 80}),
-    "paper_rgb_pw_aug": ("+ augmentation (flip, shift, zoom, colour)", {**PAPER, **STRONG}),
+    "paper_rgb_pw_aug": ("+ augmentation (flip, shift, zoom, color)", {**PAPER, **STRONG}),
     "cnn4": ("baseline 4-block CNN, RGB, sqrt weights, augmentation, 16 epochs", {"arch": "cnn4", "epochs": 16, **STRONG}),
     "attrnet": ("ours: 5 blocks, avg+max pooling, dropout; RGB, sqrt weights, augmentation, 20 epochs",
                 {"arch": "attrnet", "epochs": 20, **STRONG}),
@@ -88,7 +88,7 @@ def evaluate_run(name: str, index, run: Path) -> dict:
                 artifacts[split] = load_predictions(folder)
             else:
                 artifacts[split] = evaluate_checkpoint(run / "best.safetensors", index, folder,
-                                                       EvalOptions(split=split, flip_tta=flip, progress=False))
+                                                       EvalConfig(split=split, flip_tta=flip, progress=False))
         tuned = tune_run(artifacts["val"], "f1")
         test = artifacts["test"]
         thresholds = np.array([tuned["thresholds"][a] for a in test.attributes])

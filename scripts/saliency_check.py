@@ -16,10 +16,10 @@ import argparse
 
 import numpy as np
 
-from celeba_model.dataset_index import load_index
-from celeba_model.images import open_image
-from celeba_model.inference import Predictor
-from celeba_model.saliency import band_shares
+from celeba_model.data.images import open_image
+from celeba_model.data.index import load_index
+from celeba_model.photo.predictor import Predictor
+from celeba_model.photo.saliency import band_shares
 
 BANDS = ("top third", "middle third", "bottom third")
 

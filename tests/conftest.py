@@ -61,7 +61,7 @@ def celeba_factory(tmp_path):
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
     """A 1,200-image demo dataset, generated once per test session."""
-    from celeba_model.demo import make_demo_dataset
+    from celeba_model.data.demo import make_demo_dataset
 
     root = tmp_path_factory.mktemp("demo")
     make_demo_dataset(root, num_images=1200, seed=0, workers=2, progress=False)
@@ -103,7 +103,7 @@ def shared_root(name: str) -> Path:
 @pytest.fixture(scope="session")
 def trained_runs(demo_root, tmp_path_factory) -> dict[str, Path]:
     """The paper model and both ablations, briefly trained on the demo (32x32 RGB), by arch name."""
-    from celeba_model.train import TrainConfig, train
+    from celeba_model.training.train import TrainConfig, train
 
     base = tmp_path_factory.mktemp("runs")
     runs = {}

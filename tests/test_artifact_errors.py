@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from celeba_model.checkpoint import read_checkpoint_file
 from celeba_model.cli import main
+from celeba_model.models.checkpoint import read_checkpoint_file
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"

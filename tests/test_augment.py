@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from celeba_model.augment import AugmentConfig, augment_batch
+from celeba_model.data.transforms import AugmentConfig, augment_batch
 
 NONE = AugmentConfig(flip=False, max_shift=0, max_scale=0, brightness=0, contrast=0, saturation=0)
 
@@ -50,8 +50,8 @@ def test_brightness_changes_mean_intensity():
     assert means.min() < 0.45 and means.max() > 0.55
 
 
-def test_fused_colour_jitter_equals_brightness_then_contrast_then_saturation():
-    # Geometry off: what remains is the colour matrix, checked against the three steps done in turn.
+def test_fused_color_jitter_equals_brightness_then_contrast_then_saturation():
+    # Geometry off: what remains is the color matrix, checked against the three steps done in turn.
     config = AugmentConfig(flip=False, max_shift=0.0, max_scale=0.0, brightness=0.3, contrast=0.3, saturation=0.3)
     x = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 0.6 + 0.2
     out = augment_batch(x, config, torch.Generator().manual_seed(9))

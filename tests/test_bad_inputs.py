@@ -19,10 +19,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from celeba_model.cli import main
-from celeba_model.face_detection import FaceDetector
-from celeba_model.images import ImageReadError, open_image
-from celeba_model.inference import Predictor
-from celeba_model.photo import predict_photo
+from celeba_model.data.images import ImageReadError, open_image
+from celeba_model.photo.detection import FaceDetector
+from celeba_model.photo.pipeline import predict_photo
+from celeba_model.photo.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_RGB = REPO / "checkpoints" / "demo" / "paper_rgb.safetensors"
@@ -208,8 +208,8 @@ def checkpoint_files(tmp_path, dataset):
     good = tmp_path / "good.safetensors"
     shutil.copyfile(DEMO_RGB, good)
     other = tmp_path / "other_arch.safetensors"
-    from celeba_model.checkpoint import load_checkpoint, save_checkpoint
-    from celeba_model.models import create_model, model_spec
+    from celeba_model.models.checkpoint import load_checkpoint, save_checkpoint
+    from celeba_model.models.registry import create_model, model_spec
 
     meta = load_checkpoint(DEMO_RGB).meta
     save_checkpoint(other, create_model(model_spec("no_conv3", 3, 10, 64)), meta)  # weights disagree with meta

@@ -15,18 +15,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from celeba_model.cache import CacheWarning, load_or_build_cache
 from celeba_model.cli import main
-from celeba_model.crop import CropBox
-from celeba_model.dataset_index import load_index
+from celeba_model.data.cache import CacheWarning, load_or_build_cache
+from celeba_model.data.crop import CropBox
+from celeba_model.data.images import open_image
+from celeba_model.data.index import load_index
+from celeba_model.data.transforms import PreprocessConfig, image_to_array
 from celeba_model.errors import CelebAModelError
-from celeba_model.images import open_image
-from celeba_model.preprocess import PreprocessSpec, image_to_array
 
 
 def test_cache_holds_the_preprocessed_pixels(celeba_factory, cache_dir):
     index = load_index([celeba_factory(n=6)])
-    spec = PreprocessSpec(image_size=32, color="rgb")
+    spec = PreprocessConfig(image_size=32, color="rgb")
     cache = load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False)
     assert cache.built and cache.images.shape == (6, 32, 32, 3) and cache.images.dtype == np.uint8
     assert isinstance(cache.images, np.memmap)
@@ -36,22 +36,22 @@ def test_cache_holds_the_preprocessed_pixels(celeba_factory, cache_dir):
 
 def test_cache_is_reused_and_rebuilt_on_changes(celeba_factory, cache_dir):
     index = load_index([celeba_factory(n=5)])
-    spec = PreprocessSpec(image_size=32, color="gray")
+    spec = PreprocessConfig(image_size=32, color="gray")
     first = load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False)
     again = load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False)
     assert first.built and not again.built and again.folder == first.folder
     assert again.images.shape == (5, 32, 32, 1)
 
     for changed in (
-        PreprocessSpec(image_size=48, color="gray"),
-        PreprocessSpec(image_size=32, color="rgb"),
-        PreprocessSpec(image_size=32, color="gray", crop=CropBox(0.0, 0.0, 1.0, 1.0)),
+        PreprocessConfig(image_size=48, color="gray"),
+        PreprocessConfig(image_size=32, color="rgb"),
+        PreprocessConfig(image_size=32, color="gray", crop=CropBox(0.0, 0.0, 1.0, 1.0)),
     ):
         other = load_or_build_cache(index.paths, changed, cache_dir, workers=1, progress=False)
         assert other.built and other.folder != first.folder
 
-    # Normalisation is applied on tensors later; it does not change cached pixels.
-    same = load_or_build_cache(index.paths, PreprocessSpec(image_size=32, color="gray", mean=0.4), cache_dir, workers=1, progress=False)
+    # Normalization is applied on tensors later; it does not change cached pixels.
+    same = load_or_build_cache(index.paths, PreprocessConfig(image_size=32, color="gray", mean=0.4), cache_dir, workers=1, progress=False)
     assert not same.built
 
     # A replaced image file (new size or modification time) invalidates the cache.
@@ -69,7 +69,7 @@ def test_cache_is_reused_and_rebuilt_on_changes(celeba_factory, cache_dir):
 
 def test_parallel_build_equals_serial_build(celeba_factory, tmp_path):
     index = load_index([celeba_factory(n=600, size=(40, 48))])
-    spec = PreprocessSpec(image_size=16, color="rgb")
+    spec = PreprocessConfig(image_size=16, color="rgb")
     serial = load_or_build_cache(index.paths, spec, tmp_path / "a", workers=1, progress=False)
     parallel = load_or_build_cache(index.paths, spec, tmp_path / "b", workers=2, progress=False)
     assert np.array_equal(np.asarray(serial.images), np.asarray(parallel.images))
@@ -80,7 +80,7 @@ def test_unreadable_image_is_left_out_with_a_warning(celeba_factory, cache_dir):
     index.paths[3].write_bytes(b"not a jpeg at all")
     data = index.paths[4].read_bytes()
     index.paths[4].write_bytes(data[: len(data) // 3])  # truncated JPEG
-    spec = PreprocessSpec(image_size=32)
+    spec = PreprocessConfig(image_size=32)
     with pytest.warns(CacheWarning, match="2 of 6 images could not be read"):
         cache = load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False)
     assert cache.valid.tolist() == [True, True, True, False, False, True]
@@ -91,7 +91,7 @@ def test_unreadable_image_is_left_out_with_a_warning(celeba_factory, cache_dir):
 
 def test_damaged_cache_is_rebuilt(celeba_factory, cache_dir):
     index = load_index([celeba_factory(n=4)])
-    spec = PreprocessSpec(image_size=32)
+    spec = PreprocessConfig(image_size=32)
     cache = load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False)
     (cache.folder / "images.npy").write_bytes(b"garbage")
     with pytest.warns(CacheWarning, match="rebuilding"):
@@ -105,7 +105,7 @@ def test_relative_crop_gives_same_framing_for_resized_copies(tmp_path, cache_dir
     picture = np.stack([x * 255 / 177, y * 255 / 217, (x + y) * 255 / 395], axis=-1).astype(np.uint8)
     full = Image.fromarray(picture)
     half = full.resize((89, 109), Image.Resampling.LANCZOS)
-    spec = PreprocessSpec(image_size=32, color="rgb")
+    spec = PreprocessConfig(image_size=32, color="rgb")
     a = image_to_array(full, spec).astype(int)
     b = image_to_array(half, spec).astype(int)
     assert np.abs(a - b).mean() < 3.0
@@ -193,10 +193,10 @@ def test_a_killed_build_leaves_no_workers_and_its_folder_is_removed_next_time(ce
 
 
 def test_only_temporary_folders_of_dead_processes_are_removed(celeba_factory, cache_dir):
-    from celeba_model.cache import _host_tag
+    from celeba_model.data.cache import _host_tag
 
     index = load_index([celeba_factory(n=3)])
-    spec = PreprocessSpec(image_size=16)
+    spec = PreprocessConfig(image_size=16)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
     dead_folder = cache_dir / f".{'a' * 24}.{_host_tag()}.{dead_pid}.0123abcd.tmp"
@@ -211,15 +211,15 @@ def test_only_temporary_folders_of_dead_processes_are_removed(celeba_factory, ca
 @pytest.mark.parametrize("where", ["images", "meta"])
 def test_a_full_disk_fails_at_once_with_a_clear_error_and_no_temporary_folder(celeba_factory, cache_dir, monkeypatch, where):
     index = load_index([celeba_factory(n=4)])
-    spec = PreprocessSpec(image_size=32)
+    spec = PreprocessConfig(image_size=32)
 
-    from celeba_model.cache import CacheDiskFullError
+    from celeba_model.data.cache import CacheDiskFullError
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     if where == "images":
-        monkeypatch.setattr("celeba_model.cache.os.posix_fallocate", full, raising=False)
+        monkeypatch.setattr("celeba_model.data.cache.os.posix_fallocate", full, raising=False)
     else:
         write_text = Path.write_text
         monkeypatch.setattr(Path, "write_text",

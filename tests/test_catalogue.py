@@ -54,8 +54,8 @@ def test_without_real_checkpoints_the_demo_model_is_the_default(tmp_path):
 def test_shipped_artifacts_name_images_beside_the_repository_relative_to_it(tmp_path):
     import numpy as np
 
-    from celeba_model.predictions import Predictions, load_predictions
     from celeba_model.catalogue import ship_artifact
+    from celeba_model.evaluation.predictions import Predictions, load_predictions
     from celeba_model.workspace import REPO_ROOT
 
     beside = REPO_ROOT.parent / "shared" / "celeba" / "img_align_celeba" / "000001.jpg"

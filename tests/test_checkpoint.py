@@ -9,13 +9,13 @@ import torch
 from safetensors.torch import save_file
 
 from celeba_model.attributes import PAPER_ATTRIBUTES
-from celeba_model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, update_checkpoint_meta
-from celeba_model.models import create_model, model_spec
-from celeba_model.preprocess import PreprocessSpec
+from celeba_model.data.transforms import PreprocessConfig
+from celeba_model.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, update_checkpoint_meta
+from celeba_model.models.registry import create_model, model_spec
 
 
 def _meta(arch="paper", channels=1):
-    spec = PreprocessSpec(image_size=64, color="gray" if channels == 1 else "rgb")
+    spec = PreprocessConfig(image_size=64, color="gray" if channels == 1 else "rgb")
     return {
         "model": model_spec(arch, channels, 10, 64).to_dict(),
         "attributes": list(PAPER_ATTRIBUTES),
@@ -38,7 +38,7 @@ def test_round_trip_gives_the_same_predictions_and_metadata(tmp_path):
     with torch.no_grad():
         assert torch.equal(model(x), loaded.model(x))
     assert loaded.attributes == list(PAPER_ATTRIBUTES)
-    assert loaded.preprocess == PreprocessSpec(image_size=64, color="gray")
+    assert loaded.preprocess == PreprocessConfig(image_size=64, color="gray")
     assert loaded.spec.arch == "paper" and not loaded.model.training
 
 
@@ -129,7 +129,7 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
     def crash(fd):  # the bytes are written to the temp file, then the "machine dies"
         raise OSError("disk on fire")
 
-    monkeypatch.setattr("celeba_model.fileio.os.fsync", crash)
+    monkeypatch.setattr("celeba_model.utils.fileio.os.fsync", crash)
     with pytest.raises(OSError, match="disk on fire"):
         _save(path, arch="no_conv3")
     monkeypatch.undo()
@@ -139,13 +139,13 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
 
 
 def test_read_checkpoint_meta_reads_the_header_only(tmp_path, monkeypatch):
-    from celeba_model.checkpoint import read_checkpoint_meta, recorded_weights_digest
+    from celeba_model.models.checkpoint import read_checkpoint_meta, recorded_weights_digest
 
     path = tmp_path / "c.safetensors"
     _, meta = _save(path)
     update_checkpoint_meta(path, {"thresholds": {"Male": 0.4}})
     # No tensor is loaded: the safetensors loader is never called.
-    monkeypatch.setattr("celeba_model.checkpoint.load_safetensors", lambda *_: pytest.fail("tensors loaded"))
+    monkeypatch.setattr("celeba_model.models.checkpoint.load_safetensors", lambda *_: pytest.fail("tensors loaded"))
     got = read_checkpoint_meta(path)
     assert got["meta"]["thresholds"] == {"Male": 0.4}
     assert got["meta"]["attributes"] == meta["attributes"]
@@ -153,7 +153,7 @@ def test_read_checkpoint_meta_reads_the_header_only(tmp_path, monkeypatch):
 
 
 def test_read_checkpoint_meta_refuses_bad_files_naming_them(tmp_path):
-    from celeba_model.checkpoint import FORMAT, read_checkpoint_meta
+    from celeba_model.models.checkpoint import FORMAT, read_checkpoint_meta
 
     with pytest.raises(CheckpointError, match="missing.safetensors.*not found"):
         read_checkpoint_meta(tmp_path / "missing.safetensors")
@@ -179,7 +179,7 @@ def _save_raw_meta(path, meta):
 
     from safetensors.torch import save as save_safetensors
 
-    from celeba_model.checkpoint import FORMAT, _digest
+    from celeba_model.models.checkpoint import FORMAT, _digest
 
     model = create_model(model_spec("paper", 1, 10, 64))
     tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from celeba_model.cli import main
-from celeba_model.dataset_index import CelebAWarning
+from celeba_model.data.index import CelebAWarning
 
 REPO = Path(__file__).resolve().parents[1]
 

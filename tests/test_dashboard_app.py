@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from celeba_model.thresholds import stored_thresholds
+from celeba_model.analysis.thresholds import stored_thresholds
 from celeba_model.catalogue import Catalogue
 from celeba_model.workspace import Workspace
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from celeba_model.cache import CacheWarning, load_or_build_cache
 from celeba_model.cli import main
-from celeba_model.dataset_index import CelebAWarning, load_index
-from celeba_model.preprocess import PreprocessSpec
+from celeba_model.data.cache import CacheWarning, load_or_build_cache
+from celeba_model.data.index import CelebAWarning, load_index
+from celeba_model.data.transforms import PreprocessConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = REPO / "checkpoints" / "demo" / "paper.safetensors"
@@ -82,5 +82,5 @@ def test_a_path_that_breaks_after_indexing_is_left_out_of_the_cache(celeba_facto
     index.paths[2].symlink_to(index.paths[2].name)
     index.paths[4].unlink()
     with pytest.warns(CacheWarning, match="2 of 6 images could not be read"):
-        cache = load_or_build_cache(index.paths, PreprocessSpec(image_size=16), cache_dir, workers=1, progress=False)
+        cache = load_or_build_cache(index.paths, PreprocessConfig(image_size=16), cache_dir, workers=1, progress=False)
     assert cache.valid.tolist() == [True, True, False, True, False, True]

@@ -1,4 +1,4 @@
-"""Tests for the synthetic CelebA generator (celeba_model.demo)."""
+"""Tests for the synthetic CelebA generator (celeba_model.data.demo)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from celeba_model.attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES
-from celeba_model.errors import ConfigError
-from celeba_model.demo import (
+from celeba_model.data.demo import (
     ATTR_FILE,
     IDENTITY_FILE,
     IMAGE_DIR,
@@ -25,6 +24,7 @@ from celeba_model.demo import (
     plan_demo,
     render_face,
 )
+from celeba_model.errors import ConfigError
 
 # CelebA's positive rates for the paper's attributes.
 CELEBA_RATES = {
@@ -243,7 +243,7 @@ def test_render_face_size_and_rng_only_adds_nuisance() -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_hair_colour_needs_hue_not_luma(seed: int) -> None:
+def test_hair_color_needs_hue_not_luma(seed: int) -> None:
     blond = render(seed, hair_color="blond")
     gray = render(seed, hair_color="gray")
     black = render(seed, hair_color="black")
@@ -251,7 +251,7 @@ def test_hair_colour_needs_hue_not_luma(seed: int) -> None:
     assert hair.sum() > 2000
     # Same brightness in grayscale...
     assert abs(luma(blond)[hair].mean() - luma(gray)[hair].mean()) < 10
-    # ...but clearly different saturation and hue in colour.
+    # ...but clearly different saturation and hue in color.
     assert saturation(blond)[hair].mean() > saturation(gray)[hair].mean() + 0.2
     blue_deficit = blond[..., 0] - blond[..., 2]
     assert blue_deficit[hair].mean() > (gray[..., 0] - gray[..., 2])[hair].mean() + 50

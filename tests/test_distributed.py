@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from celeba_model.predictions import load_predictions
+from celeba_model.evaluation.predictions import load_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 

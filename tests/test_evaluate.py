@@ -8,23 +8,23 @@ import numpy as np
 import pytest
 import torch
 
-from celeba_model.checkpoint import load_checkpoint, save_checkpoint
+from celeba_model.analysis.reports import attribute_report, compare_runs
+from celeba_model.analysis.thresholds import save_thresholds_to_checkpoint, tune_run
 from celeba_model.cli import main
-from celeba_model.dataset_index import load_index
+from celeba_model.data.images import open_image
+from celeba_model.data.index import load_index
+from celeba_model.data.transforms import PreprocessConfig, image_to_array, normalize, to_model_input, to_unit_float
 from celeba_model.errors import ConfigError
-from celeba_model.evaluate import EvalOptions, evaluate_checkpoint, evaluate_checkpoints
-from celeba_model.images import open_image
-from celeba_model.predictions import Predictions, PredictionsError, load_predictions, save_predictions
-from celeba_model.preprocess import PreprocessSpec, image_to_array, normalise, to_model_input, to_unit_float
-from celeba_model.reports import attribute_report, compare_runs
-from celeba_model.thresholds import save_thresholds_to_checkpoint, tune_run
+from celeba_model.evaluation.evaluate import EvalConfig, evaluate_checkpoint, evaluate_checkpoints
+from celeba_model.evaluation.predictions import Predictions, PredictionsError, load_predictions, save_predictions
+from celeba_model.models.checkpoint import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
 def test_artifacts(trained_runs, demo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
     checkpoints = [trained_runs[a] / "best.safetensors" for a in ("paper", "no_conv3", "no_conv3_no_fc1")]
-    options = EvalOptions(split="test", cache_dir=str(out / "cache"), progress=False)
+    options = EvalConfig(split="test", cache_dir=str(out / "cache"), progress=False)
     return evaluate_checkpoints(checkpoints, [demo_root], out / "ablation", options)
 
 
@@ -62,9 +62,9 @@ def test_cached_batches_match_predicting_each_image_from_disk(test_artifacts, tr
 def test_batch_size_does_not_change_results_and_flip_averaging_does(trained_runs, demo_root, tmp_path):
     index = load_index([demo_root])
     ckpt = trained_runs["no_conv3"] / "best.safetensors"
-    small = evaluate_checkpoint(ckpt, index, tmp_path / "a", EvalOptions(split="val", batch_size=7, progress=False))
-    large = evaluate_checkpoint(ckpt, index, tmp_path / "b", EvalOptions(split="val", batch_size=4096, progress=False))
-    flip = evaluate_checkpoint(ckpt, index, tmp_path / "c", EvalOptions(split="val", flip_tta=True, progress=False))
+    small = evaluate_checkpoint(ckpt, index, tmp_path / "a", EvalConfig(split="val", batch_size=7, progress=False))
+    large = evaluate_checkpoint(ckpt, index, tmp_path / "b", EvalConfig(split="val", batch_size=4096, progress=False))
+    flip = evaluate_checkpoint(ckpt, index, tmp_path / "c", EvalConfig(split="val", flip_tta=True, progress=False))
     assert np.allclose(small.probabilities, large.probabilities, atol=1e-5)
     assert not np.allclose(flip.probabilities, large.probabilities, atol=1e-3)
     assert flip.meta["flip_tta"] is True
@@ -84,7 +84,7 @@ def _paper_like_predictions() -> Predictions:
     30,000 images rather than the test split's 19,962: the paper's Young row (TP 14,843 at precision
     .571) implies 11,152 false positives, more than the 4,848 negatives the test split has.
     """
-    from celeba_model.paper_reference import PAPER_TABLE
+    from celeba_model.metrics.paper_reference import PAPER_TABLE
 
     n = 30_000
     labels = np.zeros((n, 10), dtype=np.uint8)
@@ -144,7 +144,7 @@ def test_thresholds_are_refused_for_a_changed_checkpoint(trained_runs, demo_root
     index = load_index([demo_root])
     ckpt = tmp_path / "model.safetensors"
     ckpt.write_bytes((trained_runs["paper"] / "best.safetensors").read_bytes())
-    val = evaluate_checkpoint(ckpt, index, tmp_path / "val", EvalOptions(split="val", progress=False))
+    val = evaluate_checkpoint(ckpt, index, tmp_path / "val", EvalConfig(split="val", progress=False))
     result = tune_run(val)
     # The checkpoint is retrained (here: one weight nudged) after the evaluation.
     checkpoint = load_checkpoint(ckpt)
@@ -177,10 +177,10 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_evaluation_input_equals_the_training_input_without_augmentation():
-    # to_model_input fuses the two steps training takes (to [0, 1], then normalise); they must agree.
+    # to_model_input fuses the two steps training takes (to [0, 1], then normalize); they must agree.
     batch = torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    spec = PreprocessSpec(image_size=16, color="rgb")
-    fused, stepwise = to_model_input(batch, spec), normalise(to_unit_float(batch), spec)
+    spec = PreprocessConfig(image_size=16, color="rgb")
+    fused, stepwise = to_model_input(batch, spec), normalize(to_unit_float(batch), spec)
     assert torch.allclose(fused, stepwise, atol=1e-6)
     assert fused.is_contiguous(memory_format=torch.channels_last)
 

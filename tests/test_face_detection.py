@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from celeba_model.face_detection import (
+from celeba_model.photo.detection import (
     BUILD_SCRIPT,
     DEFAULT_MODEL_PATH,
     KEYPOINT_NAMES,
@@ -55,13 +55,13 @@ def _images(folder, n: int | None = None) -> list[Image.Image]:
 def test_shipped_model_matches_its_readme():
     readme = (DEFAULT_MODEL_PATH.parent / "README.md").read_text()
     recorded = re.search(r"SHA-256 \| `([0-9a-f]{64})`", readme)
-    assert recorded, "celeba_model/assets/face_detector/README.md records no SHA-256"
+    assert recorded, "celeba_model/photo/assets/face_detector/README.md records no SHA-256"
     assert hashlib.sha256(DEFAULT_MODEL_PATH.read_bytes()).hexdigest() == recorded.group(1)
     assert (DEFAULT_MODEL_PATH.parent / "LICENSE").read_text().lstrip().startswith("Apache License")
 
 
 def test_model_is_package_data():
-    assert DEFAULT_MODEL_PATH.parent.parts[-3:] == ("celeba_model", "assets", "face_detector")
+    assert DEFAULT_MODEL_PATH.parent.parts[-4:] == ("celeba_model", "photo", "assets", "face_detector")
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert '"assets/face_detector/*"' in pyproject
 
@@ -129,7 +129,7 @@ def _no_face_images() -> dict[str, Image.Image]:
     ramp = np.linspace(0, 255, 640, dtype=np.uint8)
     return {
         "gradient 640x480": Image.fromarray(np.tile(ramp[None, :, None], (480, 1, 3))),
-        "flat grey 178x218": Image.new("RGB", (178, 218), (128, 128, 128)),
+        "flat gray 178x218": Image.new("RGB", (178, 218), (128, 128, 128)),
         "gaussian noise 640x480": Image.fromarray(np.clip(rng.normal(128, 40, (480, 640, 3)), 0, 255).astype(np.uint8)),
         "uniform noise 178x218": Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)),
         "gradient 3000x2000": Image.fromarray(np.tile(np.linspace(0, 255, 3000, dtype=np.uint8)[None, :, None],
@@ -205,12 +205,12 @@ def test_box_and_keypoints_on_aligned_celeba(detector):
         eyes.append((rx / w, ry / h, lx / w, ly / h))
     stats = np.array(rows)
     print(f"\nBlazeFace box on {len(rows)} aligned CelebA images, fractions of width (x) / height (y), mean ± std:")
-    for i, name in enumerate(["left", "top", "right", "bottom", "centre x", "centre y", "width", "height"]):
+    for i, name in enumerate(["left", "top", "right", "bottom", "center x", "center y", "width", "height"]):
         print(f"  {name:8s} {stats[:, i].mean():.3f} ± {stats[:, i].std():.3f}")
     cx, cy, width = stats[:, 4], stats[:, 5], stats[:, 6]
     assert len(rows) >= 190
     assert abs(cx.mean() - 0.5) < 0.03 and 0.55 <= cy.mean() <= 0.65 and 0.4 <= width.mean() <= 0.6
-    # every face, not just the average: centre near the middle, a face-sized box
+    # every face, not just the average: center near the middle, a face-sized box
     assert np.mean((np.abs(cx - 0.5) < 0.15) & (np.abs(cy - 0.61) < 0.08) & (width > 0.4) & (width < 0.7)) >= 0.98
     eyes = np.array(eyes)  # CelebA is aligned on the eyes: they sit at fixed places
     assert np.all(eyes[:, 0] < eyes[:, 2]), "the person's right eye is on the image's left"
@@ -240,7 +240,7 @@ def test_face_filling_the_image_is_found_with_padding(detector):
     print(f"\ntight 89x87 face crops: {np.mean(found_plain):.1%} plain, {rate:.1%} with retries")
     assert rate >= max(np.mean(found_plain), 0.97)
     for crop, face in zip(crops, found):
-        if face is not None:  # the box is in the crop's pixels, centred on the face
+        if face is not None:  # the box is in the crop's pixels, centered on the face
             assert 0.25 * crop.width < face.center[0] < 0.75 * crop.width
             assert 0.2 * crop.height < face.center[1] < 0.8 * crop.height
 
@@ -277,7 +277,7 @@ def test_haar_fallback_finds_aligned_faces(haar, detector):
         if face is None:
             continue
         assert face.keypoints is None and 0 < face.score < 1
-        # moved to BlazeFace's framing: centred between the eyes, at BlazeFace's height and size
+        # moved to BlazeFace's framing: centered between the eyes, at BlazeFace's height and size
         # (BlazeFace's own box also slides sideways with head turn, so x is compared to the eyes)
         reference = most_prominent(detector.detect(image))
         w, h = image.size

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from celeba_model.images import ImageReadError, open_image
+from celeba_model.data.images import ImageReadError, open_image
 
 
 def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:

@@ -1,4 +1,4 @@
-"""celeba_model.metrics against scikit-learn on random and edge-case inputs, and the paper's AVG row."""
+"""celeba_model.metrics.counts against scikit-learn on random and edge-case inputs, and the paper's AVG row."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from celeba_model.metrics import attribute_metrics, confusion_counts, metrics_from_counts, summarize
-from celeba_model.paper_reference import PAPER_TABLE, PAPER_TEST_IMAGES
+from celeba_model.metrics.counts import attribute_metrics, confusion_counts, metrics_from_counts, summarize
+from celeba_model.metrics.paper_reference import PAPER_TABLE, PAPER_TEST_IMAGES
 
 # Any warning (division by zero, sklearn's UndefinedMetricWarning from our own code) fails a test;
 # the sklearn reference calls pass zero_division=0 and are made only where they do not warn.

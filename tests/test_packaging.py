@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_IN_WHEEL = "celeba_model/assets/face_detector/face_detection_short_range.tflite"
+MODEL_IN_WHEEL = "celeba_model/photo/assets/face_detector/face_detection_short_range.tflite"
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from celeba_model.dataset_index import CelebAWarning, load_index
-from celeba_model.face_detection import Detection, FaceDetector
-from celeba_model.face_framing import FACE_FRAMING, align_face, face_region
-from celeba_model.images import open_image
-from celeba_model.inference import Predictor
-from celeba_model.metrics import attribute_metrics, summarize
-from celeba_model.photo import PHOTO_MAX_PIXELS, open_photo, predict_photo
-from celeba_model.thresholds import default_thresholds
+from celeba_model.analysis.thresholds import default_thresholds
+from celeba_model.data.images import open_image
+from celeba_model.data.index import CelebAWarning, load_index
+from celeba_model.metrics.counts import attribute_metrics, summarize
+from celeba_model.photo.detection import Detection, FaceDetector
+from celeba_model.photo.framing import FACE_FRAMING, align_face, face_region
+from celeba_model.photo.pipeline import PHOTO_MAX_PIXELS, open_photo, predict_photo
+from celeba_model.photo.predictor import Predictor
 
 from .conftest import shared_root
 
@@ -52,7 +52,7 @@ def test_tilted_face_is_turned_upright():
     assert region.angle == pytest.approx(math.radians(30))
     face = np.asarray(align_face(image, detection, size=200).convert("L")) < 100
     ys, xs = np.nonzero(face)
-    # The eyes land near the middle row (the crop centre is just below them), the mouth well below.
+    # The eyes land near the middle row (the crop center is just below them), the mouth well below.
     eyes = ys < 130
     left_eye_y, right_eye_y = ys[eyes & (xs < 100)].mean(), ys[eyes & (xs >= 100)].mean()
     assert abs(left_eye_y - right_eye_y) < 1.5  # level after alignment
@@ -143,7 +143,7 @@ def test_loose_face_crops_score_like_aligned_images(detector, real_test_set, che
 
 
 def test_upload_framing_lands_on_the_training_crop_of_aligned_images(detector, real_test_set):
-    from celeba_model.crop import ALIGNED_FACE_CROP
+    from celeba_model.data.crop import ALIGNED_FACE_CROP
 
     index, rows = real_test_set
     offsets, ratios = [], []

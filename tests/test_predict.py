@@ -21,13 +21,13 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from celeba_model.checkpoint import update_checkpoint_meta
+from celeba_model.analysis.thresholds import stored_thresholds
 from celeba_model.cli import main
-from celeba_model.face_detection import FaceDetector
-from celeba_model.inference import Predictor
-from celeba_model.photo import PHOTO_EXTENSIONS, PHOTO_MAX_PIXELS, open_photo, predict_photo
-from celeba_model.photo_batch import PhotoBatchPredictor, PhotoResult, expand_inputs, write_results
-from celeba_model.thresholds import stored_thresholds
+from celeba_model.models.checkpoint import update_checkpoint_meta
+from celeba_model.photo.batch import PhotoBatchPredictor, PhotoResult, expand_inputs, write_results
+from celeba_model.photo.detection import FaceDetector
+from celeba_model.photo.pipeline import PHOTO_EXTENSIONS, PHOTO_MAX_PIXELS, open_photo, predict_photo
+from celeba_model.photo.predictor import Predictor
 
 from .conftest import shared_root
 

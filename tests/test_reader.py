@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from celeba_model.attributes import PAPER_ATTRIBUTES, UnknownAttributeError, resolve_attributes
-from celeba_model.celeba_files import CelebAFormatError, CelebANotFoundError, find_layout, read_attribute_file
-from celeba_model.dataset_index import CelebAIndexError, CelebAWarning, load_index
+from celeba_model.data.celeba_files import CelebAFormatError, CelebANotFoundError, find_layout, read_attribute_file
+from celeba_model.data.index import CelebAIndexError, CelebAWarning, load_index
 
 
 def test_standard_layout_reads_labels_partition_and_identity(celeba_factory):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from celeba_model.dataset_index import CelebAWarning, load_index
-from celeba_model.images import open_image
-from celeba_model.preprocess import PreprocessSpec, image_to_array
+from celeba_model.data.images import open_image
+from celeba_model.data.index import CelebAWarning, load_index
+from celeba_model.data.transforms import PreprocessConfig, image_to_array
 
 from .conftest import shared_root
 
@@ -34,7 +34,7 @@ def test_half_resolution_copy_gives_the_same_crop(real_index):
     full, half = shared_root("celeba"), shared_root("celeba_half")
     names = sorted({p.name for p in (half / "img_align_celeba").iterdir()} & {p.name for p in (full / "img_align_celeba").iterdir()})[:20]
     assert names, "the two samples share images"
-    spec = PreprocessSpec(image_size=64, color="rgb")
+    spec = PreprocessConfig(image_size=64, color="rgb")
     diffs = []
     for name in names:
         a = image_to_array(open_image(full / "img_align_celeba" / name), spec).astype(float)

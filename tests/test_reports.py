@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from celeba_model.reports import experiment_rows, seed_spread
+from celeba_model.analysis.reports import experiment_rows, seed_spread
 
 
 def _figures(macro_f1: float, recalls: dict[str, float]) -> dict:

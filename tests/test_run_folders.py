@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from celeba_model.cli import main
-from celeba_model.predictions import load_predictions
 from celeba_model.catalogue import Catalogue
+from celeba_model.cli import main
+from celeba_model.evaluation.predictions import load_predictions
 from celeba_model.workspace import Workspace, default_run_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ def test_an_artifact_of_another_checkpoint_is_replaced_only_with_overwrite(works
 
 
 def test_the_dashboard_refuses_to_replace_another_checkpoints_run(workspace, demo_root):
-    from celeba_model.predictions import PredictionsError
+    from celeba_model.evaluation.predictions import PredictionsError
 
     ws = Catalogue(Workspace(workspace))
     ws.evaluate(DEMO / "paper.safetensors", [demo_root], "val")
@@ -191,7 +191,7 @@ def full_disk(monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     def arm():
-        monkeypatch.setattr("celeba_model.fileio.os.fsync", no_space)
+        monkeypatch.setattr("celeba_model.utils.fileio.os.fsync", no_space)
 
     return arm
 

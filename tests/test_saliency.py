@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from celeba_model.dataset_index import load_index
-from celeba_model.images import open_image
-from celeba_model.inference import Predictor
-from celeba_model.models import create_model, model_spec
-from celeba_model.saliency import band_shares, grad_cam, overlay
+from celeba_model.data.images import open_image
+from celeba_model.data.index import load_index
+from celeba_model.models.registry import create_model, model_spec
+from celeba_model.photo.predictor import Predictor
+from celeba_model.photo.saliency import band_shares, grad_cam, overlay
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,8 +11,9 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-from celeba_model.bootstrap import bootstrap_counts, bootstrap_ci
-from celeba_model.curves import (
+from celeba_model.metrics.bootstrap import bootstrap_ci, bootstrap_counts
+from celeba_model.metrics.counts import attribute_metrics, confusion_counts, metrics_from_counts, summarize
+from celeba_model.metrics.curves import (
     average_precision,
     expected_calibration_error,
     pr_curve,
@@ -20,8 +21,7 @@ from celeba_model.curves import (
     roc_auc,
     roc_curve_points,
 )
-from celeba_model.metrics import attribute_metrics, confusion_counts, metrics_from_counts, summarize
-from celeba_model.sweep import ThresholdChoice, ThresholdSweep, heldout_tuning_gain, tune_thresholds
+from celeba_model.metrics.sweep import ThresholdChoice, ThresholdSweep, heldout_tuning_gain, tune_thresholds
 
 # Our functions must never warn; sklearn reference calls that would warn are made inside
 # warnings.catch_warnings() below.

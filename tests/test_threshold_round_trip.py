@@ -14,13 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
-import torch
-
-from celeba_model.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint, update_checkpoint_meta
+from celeba_model.analysis.thresholds import stored_thresholds
 from celeba_model.cli import main
-from celeba_model.thresholds import stored_thresholds
+from celeba_model.models.checkpoint import (
+    load_checkpoint,
+    read_checkpoint_meta,
+    save_checkpoint,
+    update_checkpoint_meta,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"

@@ -15,10 +15,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from celeba_model.checkpoint import load_checkpoint
-from celeba_model.dataset_index import load_index
+from celeba_model.data.index import load_index
 from celeba_model.errors import ConfigError
-from celeba_model.train import TrainConfig, TrainingError, train
+from celeba_model.models.checkpoint import load_checkpoint
+from celeba_model.training.train import TrainConfig, TrainingError, train
 
 REPO = Path(__file__).resolve().parents[1]
 

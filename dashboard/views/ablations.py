@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-
 import ui
+
+from celeba_model.analysis.reports import compare_runs, experiment_rows, seed_spread
 from celeba_model.errors import CelebAModelError
-from celeba_model.paper_reference import PAPER_ABLATIONS
-from celeba_model.reports import compare_runs, experiment_rows, seed_spread
+from celeba_model.metrics.paper_reference import PAPER_ABLATIONS
 
 st.title("Ablations")
 runs = ui.list_runs()

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import streamlit as st
-
 import ui
-from celeba_model.analysis import as_bit_string, error_rows
-from celeba_model.images import open_image
+
+from celeba_model.analysis.selection import as_bit_string, error_rows
+from celeba_model.data.images import open_image
 
 PAGE_SIZE = 24
 COLUMNS = 6
@@ -86,5 +86,5 @@ crop = predictor.predict(image).crop
 left, right, _ = st.columns([1, 1, 2])
 left.image(crop.resize((192, 192)), caption=f"model input ({predictor.spec.color})")
 right.image(ui.saliency_overlay(image, cam, predictor.spec.crop), caption=f"Grad-CAM for {attribute}")
-st.caption("Grad-CAM: warm colours mark the regions whose features raised this attribute's score. A map on the "
+st.caption("Grad-CAM: warm colors mark the regions whose features raised this attribute's score. A map on the "
            "background or on the wrong part of the face points to a shortcut or to a label the model cannot see.")

@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-
 import ui
-from celeba_model.curves import reliability_curve
-from celeba_model.paper_reference import PAPER_AVERAGE, PAPER_TABLE
-from celeba_model.reports import report_frame
+
+from celeba_model.analysis.reports import report_frame
+from celeba_model.metrics.curves import reliability_curve
+from celeba_model.metrics.paper_reference import PAPER_AVERAGE, PAPER_TABLE
 
 folder, predictions = ui.require_run()
 thresholds = ui.current_thresholds(folder, predictions.attributes)

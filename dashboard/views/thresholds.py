@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-
 import ui
-from celeba_model.errors import CelebAModelError
-from celeba_model.metrics import summarize
-from celeba_model.thresholds import save_thresholds_to_checkpoint, thresholds_record, tune_run
+
+from celeba_model.analysis.thresholds import save_thresholds_to_checkpoint, thresholds_record, tune_run
 from celeba_model.catalogue import sibling_run
+from celeba_model.errors import CelebAModelError
+from celeba_model.metrics.counts import summarize
 
 folder, predictions = ui.require_run()
 attributes = predictions.attributes

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+import ui
 from PIL import ImageDraw
 
-import ui
 from celeba_model.errors import CelebAModelError
-from celeba_model.photo import PHOTO_EXTENSIONS, WHOLE_IMAGE, open_photo, predict_photo
+from celeba_model.photo.pipeline import PHOTO_EXTENSIONS, WHOLE_IMAGE, open_photo, predict_photo
 
 st.title("Upload an image")
 workspace = ui.workspace()
@@ -97,5 +97,5 @@ cam = predictor.explain(source, explained, WHOLE_IMAGE)
 left, right, _ = st.columns([1, 1, 2])
 left.image(prediction.crop.resize((192, 192)), caption=f"model input ({spec.color})")
 right.image(ui.saliency_overlay(source, cam, WHOLE_IMAGE), caption=f"Grad-CAM for {explained}")
-st.caption("Grad-CAM: warm colours mark the regions whose features raised this attribute's score; for Blond_Hair "
+st.caption("Grad-CAM: warm colors mark the regions whose features raised this attribute's score; for Blond_Hair "
            "they should be on the hair, for Smiling on the mouth. A map on the background means a shortcut.")

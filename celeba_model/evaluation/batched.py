@@ -1,0 +1,64 @@
+"""Batched inference over cached images: the same code on CPU and GPU."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..data.transforms import PreprocessConfig, to_model_input
+from ..errors import ConfigError
+from ..utils.devices import autocast, default_eval_batch_size
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    model: nn.Module,
+    images: np.ndarray,
+    rows: np.ndarray,
+    spec: PreprocessConfig,
+    device: torch.device,
+    batch_size: int | None = None,
+    flip_tta: bool = False,
+    progress: bool = False,
+    desc: str = "Evaluating",
+    on_batch: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Sigmoid probabilities (len(rows), A) float32 for ``images[rows]`` (NHWC uint8, e.g. the cache).
+
+    With ``flip_tta`` the probabilities of each image and its mirror image are averaged.
+    ``on_batch(done, total)`` is called after each batch (the dashboard's progress bar).
+    """
+    rows = np.asarray(rows)
+    if len(rows) == 0:
+        raise ConfigError("No images to evaluate: the selection is empty")
+    model.eval()
+    batch_size = batch_size or default_eval_batch_size(device)
+    # Outputs stay on the device until the end: one transfer instead of a sync per batch.
+    outputs: list[torch.Tensor] = []
+    pin = device.type == "cuda"
+    bar = tqdm(total=len(rows), desc=desc, unit="img", disable=not progress, leave=False)
+    start = time.perf_counter()
+    for begin in range(0, len(rows), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(images[rows[begin : begin + batch_size]]))
+        if pin:
+            # Pinned host memory lets the copy overlap with the previous batch's compute.
+            batch = batch.pin_memory()
+        x = to_model_input(batch.to(device, non_blocking=True), spec)
+        with autocast(device):
+            logits = model(x).float()
+            probs = torch.sigmoid(logits)
+            if flip_tta:
+                probs = (probs + torch.sigmoid(model(torch.flip(x, dims=[3])).float())) / 2
+        outputs.append(probs)
+        done = begin + len(batch)
+        bar.update(len(batch))
+        bar.set_postfix(img_s=f"{done / max(time.perf_counter() - start, 1e-9):,.0f}")
+        if on_batch is not None:
+            on_batch(done, len(rows))
+    bar.close()
+    return torch.cat(outputs).cpu().numpy().astype(np.float32, copy=False)

@@ -1,0 +1,159 @@
+"""Evaluation: run checkpoints over a whole split in large batches and save predictions artifacts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.cache import load_or_build_cache
+from ..data.index import CelebAIndex, load_index
+from ..errors import ConfigError
+from ..models.checkpoint import load_checkpoint, read_checkpoint_meta
+from ..utils.devices import default_eval_batch_size, resolve_device
+from ..utils.distributed import barrier, init_distributed, main_first, predict_shard
+from ..workspace import default_run_folder, default_workspace_root, run_name
+from .batched import predict_probabilities
+from .predictions import Predictions, check_replaceable, save_predictions
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How to evaluate: which split, batch size, device, test-time flip averaging."""
+
+    split: str = "test"
+    batch_size: int | None = None  # None: devices.default_eval_batch_size (128 on CPU, 4,096 on a GPU)
+    flip_tta: bool | None = None  # None: as the checkpoint's metadata says (inference.flip_tta), else off
+    device: str = "auto"
+    cache_dir: str | None = None
+    progress: bool = True
+    overwrite: bool = False  # replace an artifact made from another checkpoint in the output folder
+
+
+def output_folders(
+    checkpoints: Sequence[str | Path], out: str | Path | None, options: EvalConfig, workspace_root: Path
+) -> list[Path]:
+    """One folder per checkpoint: ``out`` itself for one, ``out/<checkpoint name>`` for several, and
+    ``<workspace>/runs/<checkpoint name>/<split>`` without ``out`` (``layout.default_run_folder``)."""
+    if out is None:
+        folders = [default_run_folder(workspace_root, c, options.split, options.flip_tta) for c in checkpoints]
+    elif len(checkpoints) == 1:
+        folders = [Path(out)]
+    else:
+        folders = [Path(out) / run_name(c) for c in checkpoints]
+    if len(set(folders)) != len(folders):
+        raise ConfigError(f"Several checkpoints would write to the same folder: {', '.join(map(str, folders))}; "
+                          "give --out, or rename the checkpoint files")
+    return folders
+
+
+def evaluate_checkpoint(
+    checkpoint_path: str | Path,
+    index: CelebAIndex,
+    out: str | Path,
+    options: EvalConfig = EvalConfig(),
+    on_batch: Callable[[int, int], None] | None = None,
+) -> Predictions:
+    """Predict one split with one checkpoint and save the artifact in ``out``.
+
+    Under torchrun each rank predicts its share of the split; rank 0 gathers them (in the order a
+    single process would produce) and alone writes the artifact.
+    """
+    device = resolve_device(options.device)
+    info = init_distributed(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    checkpoint = load_checkpoint(checkpoint_path, device=device)
+    check_replaceable(out, checkpoint.weights_sha256, options.overwrite)  # before any work is spent
+    model = checkpoint.model.to(memory_format=torch.channels_last)
+    spec = checkpoint.preprocess
+    progress = options.progress and info.is_main
+    cache = main_first(info, lambda: load_or_build_cache(index.paths, spec, options.cache_dir, progress=progress))
+    rows = index.split_indices(options.split)
+    rows = rows[cache.valid[rows]]
+    if len(rows) == 0:
+        raise ConfigError(f"The {options.split} split of {', '.join(index.roots)} has no readable images")
+    labels = index.attribute_labels(checkpoint.attributes, rows)
+    batch_size = options.batch_size or default_eval_batch_size(device)
+    flip_tta = options.flip_tta if options.flip_tta is not None else checkpoint.meta.get("inference", {}).get("flip_tta", False)
+
+    started = time.perf_counter()
+    probabilities = predict_shard(
+        lambda mine: predict_probabilities(
+            model, cache.images, mine, spec, device, batch_size=batch_size, flip_tta=flip_tta,
+            progress=progress, desc=f"Evaluating {run_name(checkpoint_path)}", on_batch=on_batch,
+        ),
+        rows, info, len(checkpoint.attributes),
+    )
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+
+    meta = {
+        "checkpoint": {
+            # Which model made these predictions; its tuned thresholds are read from it when used
+            # (thresholds.evaluated_checkpoint), never copied here where they would go stale.
+            "path": str(Path(checkpoint_path).resolve()),
+            "weights_sha256": checkpoint.weights_sha256,
+            "arch": checkpoint.spec.arch,
+            "best_epoch": checkpoint.meta.get("training", {}).get("best_epoch"),
+        },
+        "split": options.split,
+        "data_roots": list(index.roots),
+        "attributes": checkpoint.attributes,
+        "preprocess": spec.to_dict(),
+        "counts": {
+            "images": int(len(rows)),
+            "unreadable_skipped": int((~cache.valid[index.split_indices(options.split)]).sum()),
+            "positives": {a: int(p) for a, p in zip(checkpoint.attributes, labels.sum(axis=0))},
+            "identities": int(len(np.unique(index.identity[rows][index.identity[rows] >= 0]))),
+        },
+        "timing": {
+            "seconds": seconds,
+            "images_per_s": len(rows) / seconds if seconds > 0 else None,
+            "device": str(device),
+            "batch_size": batch_size,
+            "processes": info.world_size,
+        },
+        "flip_tta": bool(flip_tta),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    predictions = Predictions(
+        probabilities=probabilities,
+        labels=labels,
+        files=np.array([index.files[i] for i in rows]),
+        paths=np.array([str(Path(index.paths[i]).resolve()) for i in rows]),
+        identity=index.identity[rows],
+        meta=meta,
+        folder=Path(out),
+    )
+    if info.is_main:
+        save_predictions(out, predictions)
+    barrier(info)  # the artifact is on disk before any rank moves on
+    return predictions
+
+
+def evaluate_checkpoints(
+    checkpoints: Sequence[str | Path],
+    data_roots: Sequence[str | Path],
+    out: str | Path | None = None,
+    options: EvalConfig = EvalConfig(),
+    workspace_root: Path | None = None,
+) -> list[Predictions]:
+    """Evaluate several checkpoints (an ablation) on the same split, each into its own artifact.
+
+    Every output folder is checked before the first evaluation starts, so a call that would replace
+    another checkpoint's artifact fails at once and writes nothing.
+    """
+    if not checkpoints:
+        raise ConfigError("No checkpoint given")
+    folders = output_folders(checkpoints, out, options, default_workspace_root(workspace_root))
+    for checkpoint, folder in zip(checkpoints, folders):
+        check_replaceable(folder, read_checkpoint_meta(checkpoint)["weights_sha256"], options.overwrite)
+    index = load_index(data_roots)
+    return [evaluate_checkpoint(c, index, folder, options) for c, folder in zip(checkpoints, folders)]

@@ -1,0 +1,170 @@
+"""The predictions artifact: what an evaluation saves and every analysis reads.
+
+One evaluation is one folder holding:
+
+- ``predictions.npz`` (authoritative, written atomically, loads without pickle):
+  ``probabilities`` (N, A) float32 sigmoid outputs; ``labels`` (N, A) uint8 ground truth;
+  ``files`` (N,) image names as in list_attr_celeba.txt; ``paths`` (N,) where the images were read;
+  ``identity`` (N,) person ids (-1 unknown); ``meta`` the JSON metadata below, as a string.
+- ``meta.json``: a readable copy of the metadata: format, checkpoint (its absolute path, or one
+  relative to the workspace for shipped artifacts, architecture and weights SHA-256: which model
+  made these predictions; its tuned thresholds are read from it when used, never copied here),
+  split, data roots, attribute names, preprocessing, counts (images, positives per attribute),
+  timing (seconds, images/s, device, batch size), test-time options (flip averaging) and creation
+  time.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CelebAModelError
+from ..utils.fileio import atomic_write_files
+from ..workspace import ARTIFACT_FILE as ARRAY_FILE
+
+FORMAT = "celeba_model/predictions-v1"
+META_FILE = "meta.json"
+
+
+class PredictionsError(CelebAModelError, ValueError):
+    """A predictions artifact that is missing, incomplete or not of this format."""
+
+
+class PredictionsWarning(UserWarning):
+    """Something off in an artifact that does not stop its use (a damaged meta.json copy)."""
+
+
+@dataclass
+class Predictions:
+    """Model outputs and ground truth for one split, as saved by an evaluation."""
+
+    probabilities: np.ndarray
+    labels: np.ndarray
+    files: np.ndarray
+    paths: np.ndarray
+    identity: np.ndarray
+    meta: dict = field(default_factory=dict)
+    folder: Path | None = None
+
+    def __post_init__(self) -> None:
+        n, a = self.probabilities.shape
+        if self.labels.shape != (n, a):
+            raise PredictionsError(f"labels {self.labels.shape} do not match probabilities {self.probabilities.shape}")
+        for name in ("files", "paths", "identity"):
+            if len(getattr(self, name)) != n:
+                raise PredictionsError(f"{name} has {len(getattr(self, name))} entries for {n} predictions")
+        if len(self.attributes) != a:
+            raise PredictionsError(f"{len(self.attributes)} attribute names for {a} columns")
+
+    @property
+    def attributes(self) -> list[str]:
+        return list(self.meta["attributes"])
+
+    @property
+    def name(self) -> str:
+        """A short label for tables: the run folder and split, e.g. ``paper/test``."""
+        if self.folder is None:
+            return self.meta.get("checkpoint", {}).get("arch", "predictions")
+        return f"{self.folder.parent.name}/{self.folder.name}"
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+def save_predictions(folder: str | Path, predictions: Predictions) -> Path:
+    """Write the artifact into ``folder`` (created); returns the folder.
+
+    Both files are written completely before either replaces its predecessor, so a failed write
+    (a full disk) leaves the previous artifact whole.
+    """
+    folder = Path(folder)
+    meta = {"format": FORMAT, **predictions.meta}
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        probabilities=predictions.probabilities.astype(np.float32),
+        labels=predictions.labels.astype(np.uint8),
+        files=np.asarray(predictions.files, dtype=str),
+        paths=np.asarray(predictions.paths, dtype=str),
+        identity=np.asarray(predictions.identity, dtype=np.int64),
+        meta=np.array(json.dumps(meta)),
+    )
+    atomic_write_files([(folder / ARRAY_FILE, buffer.getvalue()),
+                        (folder / META_FILE, json.dumps(meta, indent=2).encode("utf-8"))])
+    return folder
+
+
+def recorded_weights(folder: str | Path) -> str | None:
+    """The weights digest of the checkpoint that made the artifact in ``folder``, read cheaply
+    (only the metadata entry of predictions.npz); None when the folder holds no readable artifact."""
+    try:
+        with np.load(Path(folder) / ARRAY_FILE, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+        return meta["checkpoint"]["weights_sha256"]
+    except Exception:  # noqa: BLE001 - any damage means "not a readable artifact" here
+        return None
+
+
+def check_replaceable(folder: str | Path, weights_sha256: str, overwrite: bool = False) -> None:
+    """Refuse to replace an artifact made from another checkpoint (other weights) unless ``overwrite``.
+
+    Re-evaluating the same weights into their own folder is always allowed.
+    """
+    folder = Path(folder)
+    if overwrite or not (folder / ARRAY_FILE).exists():
+        return
+    recorded = recorded_weights(folder)
+    if recorded == weights_sha256:
+        return
+    what = ("predictions of another checkpoint (weights " + recorded[:12] + "...)") if recorded else "an unreadable artifact"
+    raise PredictionsError(
+        f"{folder} already holds {what}; pass --overwrite to replace it, or choose another --out (nothing was changed)"
+    )
+
+
+def load_predictions(path: str | Path) -> Predictions:
+    """Load an artifact from its folder (or its predictions.npz), with a clear error if it is not one."""
+    path = Path(path)
+    array_file = path / ARRAY_FILE if path.is_dir() else path
+    folder = array_file.parent
+    if not array_file.is_file():
+        raise PredictionsError(f"{path}: no {ARRAY_FILE} here; run `python -m celeba_model evaluate` to make one")
+    try:
+        with np.load(array_file, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in ("probabilities", "labels", "files", "paths", "identity", "meta")}
+        meta = json.loads(str(arrays.pop("meta")))
+    except Exception as err:  # noqa: BLE001 - zipfile, zlib, numpy and JSON each raise their own on damage
+        raise PredictionsError(f"{array_file}: not a readable predictions artifact, truncated or corrupt "
+                               f"({type(err).__name__}: {err}); evaluate again to rebuild it") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise PredictionsError(f"{array_file}: format {found!r} is not {FORMAT!r}")
+    if not isinstance(meta.get("attributes"), list):
+        raise PredictionsError(f"{array_file}: the metadata lists no attribute names")
+    if arrays["probabilities"].ndim != 2 or arrays["labels"].ndim != 2:
+        raise PredictionsError(f"{array_file}: probabilities and labels must be 2-D (images x attributes)")
+    _check_meta_copy(folder / META_FILE, meta)
+    return Predictions(meta=meta, folder=folder, **arrays)
+
+
+def _check_meta_copy(path: Path, meta: dict) -> None:
+    """meta.json is a readable copy of the metadata inside predictions.npz, which is what is used;
+    a damaged or edited copy is reported so nobody trusts what it says."""
+    if not path.is_file():
+        return
+    try:
+        copy = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        problem = f"is not readable JSON ({err})"
+    else:
+        if copy == meta:
+            return
+        problem = "is not a JSON object" if not isinstance(copy, dict) else "differs from the metadata in predictions.npz"
+    warnings.warn(f"{path} {problem}; using the metadata stored in predictions.npz (evaluate again to rewrite it)",
+                  PredictionsWarning, stacklevel=3)
