@@ -34,12 +34,12 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from ..attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES
-from ..errors import ConfigError
-from ..utils.fileio import atomic_write_text
-from .celeba_files import ATTRIBUTE_FILE as ATTR_FILE
-from .celeba_files import IDENTITY_FILE, PARTITION_FILE
-from .celeba_files import IMAGE_FOLDER as IMAGE_DIR
+from ...attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES
+from ...errors import ConfigError
+from ...utils.fileio import atomic_write_text
+from ..celeba_files import ATTRIBUTE_FILE as ATTR_FILE
+from ..celeba_files import IDENTITY_FILE, PARTITION_FILE
+from ..celeba_files import IMAGE_FOLDER as IMAGE_DIR
 
 __all__ = ["HAIR_COLORS", "DemoSummary", "FaceTraits", "ImagePlan", "make_demo_dataset", "plan_demo", "render_face"]
 
