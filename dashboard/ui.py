@@ -17,9 +17,12 @@ import streamlit as st
 from PIL import Image
 
 from celeba_model.analysis.reports import attribute_report
-from celeba_model.analysis.thresholds import evaluated_checkpoint, stored_thresholds, thresholds_for
+from celeba_model.analysis.thresholds import (
+    evaluated_checkpoint,
+    stored_thresholds,
+    thresholds_for,
+)
 from celeba_model.catalogue import Catalogue
-from celeba_model.data.celeba_files import CelebANotFoundError, find_layout
 from celeba_model.data.crop import CropBox, crop_and_resize
 from celeba_model.data.images import ImageReadError, open_image
 from celeba_model.errors import CelebAModelError
@@ -27,7 +30,12 @@ from celeba_model.evaluation.predictions import Predictions, load_predictions
 from celeba_model.metrics.sweep import ThresholdSweep
 from celeba_model.photo.detection import FaceDetector
 from celeba_model.photo.predictor import Predictor
-from celeba_model.workspace import ARTIFACT_FILE, WORKSPACE_ENV, Workspace, default_workspace_root
+from celeba_model.workspace import (
+    ARTIFACT_FILE,
+    WORKSPACE_ENV,
+    Workspace,
+    default_workspace_root,
+)
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout this dashboard is part of
 
@@ -225,20 +233,9 @@ def saliency_overlay(image: Image.Image, cam: np.ndarray, crop: CropBox, size: i
 
 
 def resolve_image(predictions: Predictions, row: int) -> str | None:
-    """Where to read image ``row``: the path recorded at evaluation, else the same name under the
-    sidebar's CelebA folder (artifacts made on another machine), else None."""
-    recorded = workspace().resolve(str(predictions.paths[row]))
-    if recorded.is_file():
-        return str(recorded)
-    root = data_root()
-    if not root:
-        return None
-    try:
-        image_dir = find_layout(root).image_dir
-    except CelebANotFoundError:
-        return None
-    candidate = image_dir / str(predictions.files[row])
-    return str(candidate) if candidate.is_file() else None
+    """Where to read image ``row`` (``Predictions.image_path``, with the sidebar's CelebA folder)."""
+    path = predictions.image_path(row, workspace().root, data_root() or None)
+    return str(path) if path else None
 
 
 def describe_run(predictions: Predictions) -> str:

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.celeba_files import CelebANotFoundError, find_layout
 from ..errors import CelebAModelError
 from ..utils.fileio import atomic_write_files
 from ..workspace import ARTIFACT_FILE as ARRAY_FILE
+from ..workspace import default_workspace_root
 
 FORMAT = "celeba_model/predictions-v1"
 META_FILE = "meta.json"
@@ -75,6 +77,23 @@ class Predictions:
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def image_path(self, row: int, workspace_root: Path | None = None, data_root: str | Path | None = None) -> Path | None:
+        """Where to read image ``row`` now: the path recorded at evaluation (a relative one under the
+        workspace), else the same file name in ``data_root``'s image folder (an artifact made on
+        another machine), else None."""
+        recorded = Path(str(self.paths[row]))
+        if not recorded.is_absolute():
+            recorded = default_workspace_root(workspace_root) / recorded
+        if recorded.is_file():
+            return recorded
+        if not data_root:
+            return None
+        try:
+            candidate = find_layout(data_root).image_dir / str(self.files[row])
+        except CelebANotFoundError:
+            return None
+        return candidate if candidate.is_file() else None
 
 
 def save_predictions(folder: str | Path, predictions: Predictions) -> Path:

@@ -82,9 +82,10 @@ if path is None:
 predictor = ui.predictor_for(checkpoint_path)
 image = open_image(path)
 cam = predictor.explain(image, attribute)
-crop = predictor.predict(image).crop
+model_input = predictor.model_input(image)
 left, right, _ = st.columns([1, 1, 2])
-left.image(crop.resize((192, 192)), caption=f"model input ({predictor.spec.color})")
+left.image(model_input.squeeze(-1) if model_input.shape[-1] == 1 else model_input, width=192,
+           caption=f"model input ({predictor.spec.color})")
 right.image(ui.saliency_overlay(image, cam, predictor.spec.crop), caption=f"Grad-CAM for {attribute}")
 st.caption("Grad-CAM: warm colors mark the regions whose features raised this attribute's score. A map on the "
            "background or on the wrong part of the face points to a shortcut or to a label the model cannot see.")
