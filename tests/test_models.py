@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from celeba_model.errors import ConfigError
-from celeba_model.models.registry import PaperCNN, available_models, count_parameters, create_model, model_spec
+from celeba_model.models import PaperCNN, available_models, count_parameters, create_model, model_spec
 
 
 @pytest.mark.parametrize("arch", ["paper", "no_conv3", "no_conv3_no_fc1", "cnn4", "attrnet"])

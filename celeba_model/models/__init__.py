@@ -1,0 +1,30 @@
+"""The networks, building them by name, and their checkpoint files.
+
+- ``registry``: ``ModelSpec`` (what a checkpoint records to rebuild its model) and building a model
+  from an architecture name and config (``model_spec``, ``create_model``);
+- ``blocks``: the conv-BN-ReLU block the architectures share;
+- ``paper_cnn``: the paper's CNN and its two ablations (``paper``, ``no_conv3``, ``no_conv3_no_fc1``);
+- ``convnets``: the VGG-style baseline ``cnn4`` and our ``attrnet``;
+- ``checkpoint``: one safetensors file per model (weights + JSON metadata), never pickle.
+"""
+
+# Importing the architecture modules registers them, so every name below can build every model.
+from . import convnets, paper_cnn  # noqa: F401
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint_meta,
+    recorded_weights_digest,
+    save_checkpoint,
+    update_checkpoint_meta,
+)
+from .convnets import ConvNet, ConvNetConfig
+from .paper_cnn import PaperCNN, PaperCNNConfig
+from .registry import ModelSpec, available_models, count_parameters, create_model, model_spec, register
+
+__all__ = [
+    "Checkpoint", "CheckpointError", "ConvNet", "ConvNetConfig", "ModelSpec", "PaperCNN", "PaperCNNConfig",
+    "available_models", "count_parameters", "create_model", "load_checkpoint", "model_spec", "read_checkpoint_meta",
+    "recorded_weights_digest", "register", "save_checkpoint", "update_checkpoint_meta",
+]
