@@ -15,6 +15,18 @@ from ..errors import ConfigError
 from ..utils.devices import autocast, default_eval_batch_size
 
 
+def sigmoid_probabilities(model: nn.Module, x: torch.Tensor, flip_tta: bool = False) -> torch.Tensor:
+    """Sigmoid probabilities (N, A) float32 for a normalized batch ``x`` (N, C, H, W).
+
+    With ``flip_tta`` each image's probabilities are averaged with its mirror image's. The one
+    place flip averaging is done: split evaluation and photo prediction both call it, so they agree.
+    """
+    probs = torch.sigmoid(model(x).float())
+    if flip_tta:
+        probs = (probs + torch.sigmoid(model(torch.flip(x, dims=[3])).float())) / 2
+    return probs
+
+
 @torch.inference_mode()
 def predict_probabilities(
     model: nn.Module,
@@ -50,10 +62,7 @@ def predict_probabilities(
             batch = batch.pin_memory()
         x = to_model_input(batch.to(device, non_blocking=True), spec)
         with autocast(device):
-            logits = model(x).float()
-            probs = torch.sigmoid(logits)
-            if flip_tta:
-                probs = (probs + torch.sigmoid(model(torch.flip(x, dims=[3])).float())) / 2
+            probs = sigmoid_probabilities(model, x, flip_tta)
         outputs.append(probs)
         done = begin + len(batch)
         bar.update(len(batch))

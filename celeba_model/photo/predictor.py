@@ -11,6 +11,7 @@ from PIL import Image
 
 from ..data.crop import CropBox
 from ..data.transforms import image_to_array, to_model_input
+from ..evaluation.batched import sigmoid_probabilities
 from ..models.checkpoint import Checkpoint, load_checkpoint
 
 
@@ -44,23 +45,20 @@ class Predictor:
         """The model's input pixels for an RGB image, before normalization: HxWxC uint8 at model size."""
         return image_to_array(image, self.spec, crop=crop_box or self.spec.crop)
 
-    def _input(self, image: Image.Image, box: CropBox) -> tuple[np.ndarray, torch.Tensor]:
-        pixels = self.model_input(image, box)
-        return pixels, to_model_input(torch.from_numpy(pixels[None].copy()).to(self.device), self.spec)
+    def _tensor(self, pixels: np.ndarray) -> torch.Tensor:
+        """The normalized model input for a batch of ``model_input`` arrays, (N, H, W, C) uint8."""
+        # A copy: arrays from PIL images are read-only, which torch.from_numpy warns about.
+        return to_model_input(torch.from_numpy(np.array(pixels, dtype=np.uint8)).to(self.device), self.spec)
 
     @torch.inference_mode()
     def predict_inputs(self, pixels: np.ndarray) -> np.ndarray:
         """(N, A) float32 probabilities for a batch of ``model_input`` arrays, (N, H, W, C) uint8.
 
         Single and batched predictions run this same code, so they agree (to float rounding). With
-        the checkpoint's ``flip_tta`` each image's probabilities are averaged with its mirror image's.
+        the checkpoint's ``flip_tta`` each image's probabilities are averaged with its mirror image's
+        (``sigmoid_probabilities``, shared with split evaluation).
         """
-        # A copy: arrays from PIL images are read-only, which torch.from_numpy warns about.
-        x = to_model_input(torch.from_numpy(np.array(pixels, dtype=np.uint8)).to(self.device), self.spec)
-        probs = torch.sigmoid(self.model(x).float())
-        if self.flip_tta:
-            probs = (probs + torch.sigmoid(self.model(torch.flip(x, dims=[3])).float())) / 2
-        return probs.cpu().numpy()
+        return sigmoid_probabilities(self.model, self._tensor(pixels), self.flip_tta).cpu().numpy()
 
     def predict(self, image: Image.Image, crop_box: CropBox | None = None) -> ImagePrediction:
         """Predict an RGB image, cropping ``crop_box`` (default: the aligned-CelebA training crop)."""
@@ -74,5 +72,5 @@ class Predictor:
         """Grad-CAM map (model resolution, values in [0, 1]) of ``attribute`` for the cropped image."""
         from .saliency import grad_cam
 
-        _, x = self._input(image, crop_box or self.spec.crop)
+        x = self._tensor(self.model_input(image, crop_box)[None])
         return grad_cam(self.model, x, self.attributes.index(attribute))
