@@ -39,13 +39,6 @@ class CropBox:
         return cls(**{k: float(values[k]) for k in ("left", "top", "right", "bottom")})
 
 
-def center_square_box(width: int, height: int) -> CropBox:
-    """The largest centered square of a width x height image, as a relative box."""
-    side = min(width, height)
-    left, top = (width - side) / 2 / width, (height - side) / 2 / height
-    return CropBox(left=left, top=top, right=left + side / width, bottom=top + side / height)
-
-
 # Aligned CelebA (178x218) puts the eyes at about y=0.51 and the chin at about y=0.83.
 # This box spans 142x142 px at full resolution: forehead hair to chin, ear to ear, so the
 # hair-color and bangs attributes stay visible while most background is cut away. It is the
