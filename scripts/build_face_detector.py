@@ -20,7 +20,9 @@ What the script does:
 3. copies the model and the wheel's Apache-2.0 LICENSE to ``celeba_model/photo/assets/face_detector/``
    (package data, so a plain ``pip install .`` ships it), loads the model with this interpreter's
    mediapipe Tasks ``FaceDetector`` as a check (optionally detecting a face on ``--check-image``),
-   and writes ``celeba_model/photo/assets/face_detector/README.md`` with the origin, license and SHA-256.
+   and writes ``celeba_model/photo/assets/face_detector/README.md`` with the origin, license and SHA-256,
+   keeping its "Calibration" section (the measurements behind the detector's settings, which a
+   rebuild does not redo) as it was.
 
 Needs network access to PyPI; takes about a minute and ~1 GB in the throwaway venv (mediapipe
 0.10.21 pulls jax and opencv), which is deleted afterwards unless ``--keep-venv`` is given. The
@@ -170,11 +172,13 @@ def check_with_project_mediapipe(model: Path, image: Path | None) -> str:
     return text
 
 
+CALIBRATION_HEADING = "## Calibration"  # from this heading to the end, the README is kept across rebuilds
+
 README = """# Face detector model
 
 `{model}`: Google's **BlazeFace short-range** face detector (MediaPipe), a 128x128-input TFLite
 model for faces within about 2 m of the camera (faces filling a good part of the image). Used by
-`celeba_model/face_detection.py` through mediapipe's Tasks `FaceDetector`; the package only reads
+`celeba_model/photo/detection.py` through mediapipe's Tasks `FaceDetector`; the package only reads
 this file and never downloads anything.
 
 | | |
@@ -202,6 +206,25 @@ Rebuild (needs PyPI; about a minute; the throwaway venv is deleted afterwards):
 """
 
 
+def kept_calibration(*readmes: Path) -> str | None:
+    """The calibration section (its heading to the end of the file) of the first README holding one."""
+    for readme in readmes:
+        try:
+            text = readme.read_text()
+        except FileNotFoundError:
+            continue
+        at = text.find("\n" + CALIBRATION_HEADING + "\n")
+        if at >= 0:
+            return text[at + 1:]
+    return None
+
+
+def render_readme(calibration: str | None, **fields: object) -> str:
+    """The README: the generated sections (``README`` filled with ``fields``), then the kept calibration."""
+    text = README.format(**fields)
+    return text if calibration is None else f"{text}\n{calibration}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--venv", type=Path, default=None,
@@ -215,6 +238,8 @@ def main() -> None:
     parser.add_argument("--check-image", type=Path, default=None, help="an image with a face to check the result on")
     args = parser.parse_args()
 
+    # Read before anything is written: the output folder's README, else the package's.
+    calibration = kept_calibration(args.out / "README.md", OUT_DIR / "README.md")
     venv = args.venv or Path(tempfile.mkdtemp(prefix="mediapipe-0.10.21-build-"))
     delete_venv = not args.keep_venv and args.venv is None
     try:
@@ -246,11 +271,15 @@ def main() -> None:
         norm = info["written_normalization"]
     norm_text = f"{norm['color_space']}, mean {norm['mean']}, std {norm['std']} (pixels to [-1, 1])"
     check = check_with_project_mediapipe(model, args.check_image)
-    readme = README.format(
+    readme = render_readme(
+        calibration,
         model=MODEL_NAME, size=model.stat().st_size, sha=sha256(model), wheel=wheel.name, wheel_sha=wheel_sha,
         path_in_wheel=PATH_IN_WHEEL, metadata_note=metadata_note, norm=norm_text, check=check,
     )
     (args.out / "README.md").write_text(readme)
+    if calibration is None:
+        print(f"warning: no '{CALIBRATION_HEADING}' section found to keep; restore it in {args.out / 'README.md'} "
+              "from version control", file=sys.stderr)
     print(f"wrote {model} ({model.stat().st_size:,} bytes, sha256 {sha256(model)})")
     print(f"metadata: {metadata_note}")
     print(f"check: {check}")
