@@ -44,9 +44,9 @@ class PaperCNN(nn.Module):
     - "nonlinear layers were not used within the network architecture but a sigmoid ... at the
       output": we read this as "no softmax", since the task is multi-label: one sigmoid per
       attribute. A network with no nonlinearity at all would collapse to a linear model, so the
-      convolutions keep ReLU. The model returns logits; training uses BCE-with-logits, and the
-      sigmoid is applied where probabilities are made (``evaluation.batched.predict_probabilities``
-      for whole splits, ``photo.predictor.Predictor`` for photos).
+      convolutions keep ReLU. The model returns logits; training uses BCE-with-logits, and
+      prediction applies the sigmoid (``evaluation.batched.sigmoid_probabilities``, for whole
+      splits and for photos alike).
     - Ablations: ``no_conv3`` removes conv3 (conv4 then up-samples 8 -> 16); ``no_conv3_no_fc1``
       also removes fc1, so conv4's flattened output feeds the 10 outputs directly.
     """
