@@ -1,17 +1,16 @@
 """The models this repository ships, and the built-in demo they come with.
 
-- The demo: ``checkpoints/demo/`` holds four checkpoints trained on the synthetic demo dataset and a
-  ``manifest.json`` naming the demo parameters; ``Catalogue.ensure_demo`` regenerates that dataset
-  in ``data/demo/`` and evaluates the checkpoints into ``runs/demo/NAME/{val,test}``, so a fresh
-  clone has something to show.
-- The real-data models: ``checkpoints/celeba/`` with their evaluations and the summary of how they
-  were made and chosen; ``Catalogue.default_model`` is the one photos are predicted with unless
-  told otherwise (best validation macro-F1, never chosen on test).
+- The demo: ``checkpoints/demo/`` holds four checkpoints trained on the synthetic demo dataset and
+  their summary ``manifest.json`` (``models.summary``), which names the demo dataset's parameters;
+  ``Catalogue.ensure_demo`` regenerates that dataset in ``data/demo/`` and evaluates the checkpoints
+  into ``runs/demo/NAME/{val,test}``, so a fresh clone has something to show.
+- The real-data models: ``checkpoints/celeba/`` with their evaluations and the summaries of how they
+  were made and chosen (``results.json``, ``experiments.json``); ``Catalogue.default_model`` is the
+  one photos are predicted with unless told otherwise (best validation macro-F1, never chosen on test).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,10 +24,10 @@ from .errors import ConfigError
 from .evaluation.evaluate import EvalConfig, evaluate_checkpoint
 from .evaluation.predictions import Predictions, load_predictions, recorded_weights, save_predictions
 from .models.checkpoint import recorded_weights_digest
+from .models.summary import DEMO_MANIFEST, EXPERIMENTS_FILE, PAPER_FAMILY_FILE, ModelSummary, read_summary
 from .workspace import ARTIFACT_FILE, REPO_ROOT, Workspace
 
 DEMO_CHECKPOINTS = Path("checkpoints") / "demo"
-DEMO_MANIFEST = "manifest.json"
 # The demo checkpoints were trained on this dataset; regenerating it gives the same held-out people.
 DEMO_DATASET = {"num_images": 10000, "seed": 0}
 DEMO_SPLITS = ("val", "test")
@@ -49,12 +48,13 @@ class Catalogue:
 
     # The built-in demo.
 
-    def demo_manifest(self) -> dict:
+    def demo_manifest(self) -> ModelSummary:
+        """The demo models' summary: their checkpoint files and, in ``data``, the demo dataset's options."""
         path = self.workspace.demo_checkpoints / DEMO_MANIFEST
         if not path.is_file():
             raise ConfigError(f"{path} is missing: the demo checkpoints are not in this checkout "
                               "(rebuild them with scripts/build_demo_checkpoints.py)")
-        return json.loads(path.read_text())
+        return read_summary(path)
 
     def demo_run(self, name: str, split: str) -> Path:
         return self.workspace.runs_dir / "demo" / name / split
@@ -66,8 +66,8 @@ class Catalogue:
         except ConfigError:
             return False
         return all(
-            _artifact_is_current(self.demo_run(name, split), self.workspace.demo_checkpoints / entry["file"])
-            for name, entry in manifest["checkpoints"].items()
+            _artifact_is_current(self.demo_run(record.name, split), self.workspace.demo_checkpoints / record.checkpoint)
+            for record in manifest.shipped()
             for split in DEMO_SPLITS
         )
 
@@ -82,13 +82,13 @@ class Catalogue:
         make_demo_dataset(
             self.workspace.demo_data, progress=False, overwrite=True,  # the workspace's own demo folder
             on_progress=lambda done, total: on_progress("Generating the demo dataset", 0.6 * done / total),
-            **manifest["demo_dataset"],
+            **manifest.data["demo_dataset"],
         )
         index = load_index([self.workspace.demo_data])
-        jobs = [(name, entry, split) for name, entry in manifest["checkpoints"].items() for split in DEMO_SPLITS]
+        jobs = [(record.name, record.checkpoint, split) for record in manifest.shipped() for split in DEMO_SPLITS]
         folders = []
-        for i, (name, entry, split) in enumerate(jobs):
-            checkpoint = self.workspace.demo_checkpoints / entry["file"]
+        for i, (name, file, split) in enumerate(jobs):
+            checkpoint = self.workspace.demo_checkpoints / file
             folder = self.demo_run(name, split)
             folders.append(folder)
             if _artifact_is_current(folder, checkpoint):
@@ -106,24 +106,26 @@ class Catalogue:
 
     # The real-data models.
 
-    def experiments(self) -> dict:
-        """The shipped summary of the real-data experiments (checkpoints/celeba/experiments.json), or {}."""
-        path = self.workspace.real_checkpoints / "experiments.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+    def experiments(self) -> ModelSummary:
+        """The shipped summary of the real-data experiments (checkpoints/celeba/experiments.json); empty
+        when there is none."""
+        return read_summary(self.workspace.real_checkpoints / EXPERIMENTS_FILE, missing_ok=True)
+
+    def real_data_summaries(self) -> list[ModelSummary]:
+        """The summaries beside the real-data checkpoints: the paper family (results.json, from
+        scripts/build_celeba_checkpoints.py), then the experiments (experiments.json, from
+        scripts/run_experiments.py, where ``--ship`` names an experiment's checkpoint)."""
+        folder = self.workspace.real_checkpoints
+        return [read_summary(folder / PAPER_FAMILY_FILE, missing_ok=True), self.experiments()]
 
     def real_data_validation_scores(self) -> dict[str, float]:
-        """Best validation macro-F1 of each shipped real-data checkpoint, by file stem: the paper
-        family from results.json, experiments shipped by scripts/run_experiments.py --ship from
-        experiments.json. Only checkpoints present on disk are listed."""
+        """Best validation macro-F1 of each shipped real-data checkpoint, by file stem, from the
+        summaries' records that name a checkpoint. Only checkpoints present on disk are listed."""
         folder = self.workspace.real_checkpoints
         scores = {}
-        results = folder / "results.json"
-        if results.is_file():
-            for name, variant in json.loads(results.read_text()).get("variants", {}).items():
-                scores[name] = variant["best_val_macro_f1"]
-        for experiment in self.experiments().values():
-            if "shipped_as" in experiment:
-                scores[experiment["shipped_as"]] = experiment["best_val_macro_f1"]
+        for summary in self.real_data_summaries():
+            for record in summary.shipped():
+                scores[Path(record.checkpoint).stem] = record.best_val_macro_f1
         return {name: f1 for name, f1 in scores.items() if (folder / f"{name}.safetensors").is_file()}
 
     def default_model(self) -> Path | None:

@@ -1,5 +1,6 @@
 """The shipped models: which one the dashboard opens on and photos are predicted with (chosen on
-validation, never on test), and how shipped artifacts name their images."""
+validation, never on test), the summary files that describe them, and how shipped artifacts name
+their images."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import json
 import pytest
 
 from celeba_model.catalogue import Catalogue
-from celeba_model.workspace import ARTIFACT_FILE, Workspace
+from celeba_model.errors import ConfigError
+from celeba_model.models.summary import (AT_05, EXPERIMENTS_FILE, PAPER_FAMILY_FILE, SUMMARY_FORMAT, ModelRecord,
+                                         ModelSummary, OperatingPoint, TuningCheck, read_summary, write_summary)
+from celeba_model.workspace import ARTIFACT_FILE, REPO_ROOT, Workspace
 
 
 def _ship(root, name: str) -> None:
@@ -18,27 +22,31 @@ def _ship(root, name: str) -> None:
     (folder / f"{name}.safetensors").write_bytes(b"")
 
 
+def _record(name: str, best_val_macro_f1: float, shipped: bool = True) -> ModelRecord:
+    return ModelRecord(name=name, checkpoint=f"{name}.safetensors" if shipped else None, arch="paper", options={},
+                       best_epoch=1, best_val_macro_f1=best_val_macro_f1)
+
+
 def test_default_model_is_the_best_on_validation_across_both_shipped_families(tmp_path):
     folder = tmp_path / "checkpoints" / "celeba"
     folder.mkdir(parents=True)
     for name in ("paper", "paper_rgb", "attrnet"):
         _ship(tmp_path, name)
-    (folder / "results.json").write_text(json.dumps({"variants": {
-        "paper": {"best_val_macro_f1": 0.74}, "paper_rgb": {"best_val_macro_f1": 0.79},
-        "gone": {"best_val_macro_f1": 0.99},  # listed, but its file is not shipped
-    }}))
-    experiments = {
-        "attrnet": {"best_val_macro_f1": 0.84, "shipped_as": "attrnet", "test": {}},
-        "cnn4": {"best_val_macro_f1": 0.95, "test": {}},  # never shipped: not a candidate
-    }
-    (folder / "experiments.json").write_text(json.dumps(experiments))
+    write_summary(folder / PAPER_FAMILY_FILE, ModelSummary(models=[
+        _record("paper", 0.74), _record("paper_rgb", 0.79),
+        _record("gone", 0.99),  # listed, but its file is not shipped
+    ]))
+    write_summary(folder / EXPERIMENTS_FILE, ModelSummary(models=[
+        _record("attrnet", 0.84),
+        _record("cnn4", 0.95, shipped=False),  # never shipped: not a candidate
+    ]))
     catalogue = Catalogue(Workspace(tmp_path))
     assert catalogue.real_data_validation_scores() == {"paper": 0.74, "paper_rgb": 0.79, "attrnet": 0.84}
     assert catalogue.default_model() == folder / "attrnet.safetensors"
     assert catalogue.default_run() == folder / "runs" / "attrnet" / "test"
 
     # Without the experiments summary the paper family decides.
-    (folder / "experiments.json").unlink()
+    (folder / EXPERIMENTS_FILE).unlink()
     assert catalogue.default_model() == folder / "paper_rgb.safetensors"
 
 
@@ -71,3 +79,37 @@ def test_shipped_artifacts_name_images_beside_the_repository_relative_to_it(tmp_
     shipped = load_predictions(tmp_path / "run")
     assert list(shipped.paths) == ["../shared/celeba/img_align_celeba/000001.jpg", str(elsewhere)]
     assert shipped.meta["checkpoint"]["path"] == "checkpoints/celeba/m.safetensors"
+
+
+def test_a_summary_reads_back_as_written_and_other_formats_are_refused(tmp_path):
+    record = ModelRecord(
+        name="attrnet", checkpoint="attrnet.safetensors", arch="attrnet", options={"arch": "attrnet", "augment": True},
+        best_epoch=16, best_val_macro_f1=0.84, command="python -m celeba_model train ...", train_seconds=1361.4,
+        test={AT_05: OperatingPoint(summary={"macro_f1": 0.76}, per_attribute={"Smiling": {"f1": 0.9}},
+                                    summary_ci={"macro_f1": [0.72, 0.79]}, f1_ci={"Smiling": [0.85, 0.93]})},
+        tuning_check=TuningCheck(mean_gain=-0.026, std_gain=0.028, share_improved=0.2, comparisons=100),
+    )
+    path = tmp_path / "experiments.json"
+    write_summary(path, ModelSummary(models=[record, _record("cnn4", 0.82, shipped=False)], data={"images": 660}))
+    summary = read_summary(path)
+    assert summary.models[0] == record and summary.data == {"images": 660}
+    assert [r.name for r in summary.shipped()] == ["attrnet"] and summary.get("cnn4").checkpoint is None
+    assert summary.models[0].test[AT_05].macro_f1_ci == [0.72, 0.79]
+
+    assert read_summary(tmp_path / "absent.json", missing_ok=True).models == []
+    with pytest.raises(ConfigError, match="model summary not found"):
+        read_summary(tmp_path / "absent.json")
+    path.write_text(json.dumps({"variants": {}}))  # the layout before this format
+    with pytest.raises(ConfigError, match="not a model summary of this version"):
+        read_summary(path)
+    path.write_text(json.dumps({"format": SUMMARY_FORMAT, "models": [{"name": "x", "shipped_as": "x"}]}))
+    with pytest.raises(ConfigError, match="unknown ModelRecord field.*shipped_as"):
+        read_summary(path)
+
+
+def test_the_shipped_summaries_choose_attrnet_on_validation():
+    catalogue = Catalogue(Workspace(REPO_ROOT))
+    scores = catalogue.real_data_validation_scores()
+    assert set(scores) == {"paper", "no_conv3", "no_conv3_no_fc1", "paper_rgb", "attrnet"}
+    assert catalogue.default_model() == REPO_ROOT / "checkpoints" / "celeba" / "attrnet.safetensors"
+    assert [r.name for r in catalogue.demo_manifest().shipped()] == ["paper", "no_conv3", "no_conv3_no_fc1", "paper_rgb"]

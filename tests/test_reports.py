@@ -6,30 +6,31 @@ import numpy as np
 import pytest
 
 from celeba_model.analysis.reports import experiment_rows, seed_spread
+from celeba_model.models.summary import ModelRecord, OperatingPoint, TuningCheck
 
 
-def _figures(macro_f1: float, recalls: dict[str, float]) -> dict:
-    return {
-        "summary": {"macro_f1": macro_f1, "macro_accuracy": 0.9, "paper_f": macro_f1 + 0.01},
-        "macro_f1_ci": [macro_f1 - 0.03, macro_f1 + 0.02],
-        "per_attribute": {a: {"precision": 0.8, "recall": r, "f1": r - 0.05, "accuracy": 0.9} for a, r in recalls.items()},
-    }
+def _figures(macro_f1: float, recalls: dict[str, float]) -> OperatingPoint:
+    return OperatingPoint(
+        summary={"macro_f1": macro_f1, "macro_accuracy": 0.9, "paper_f": macro_f1 + 0.01},
+        summary_ci={"macro_f1": [macro_f1 - 0.03, macro_f1 + 0.02]},
+        per_attribute={a: {"precision": 0.8, "recall": r, "f1": r - 0.05, "accuracy": 0.9} for a, r in recalls.items()},
+    )
 
 
-def _result(f: float, gain: float | None = None) -> dict:
+def _result(f: float, gain: float | None = None, name: str = "run") -> ModelRecord:
     recalls = {"Bangs": 0.9, "Gray_Hair": 0.4 + f / 10}
-    result = {
-        "description": "a change", "train_seconds": 120.0, "best_val_macro_f1": f + 0.05,
-        "test": {"0.5": _figures(f, recalls), "0.5-flip": _figures(f + 0.02, recalls),
-                 "tuned": _figures(f - 0.01, recalls), "tuned-flip": _figures(f + 0.01, recalls)},
-    }
-    if gain is not None:
-        result["tuning_check"] = {"mean_gain": gain}
-    return result
+    return ModelRecord(
+        name=name, checkpoint=None, arch="paper", options={}, best_epoch=1, best_val_macro_f1=f + 0.05,
+        description="a change", train_seconds=120.0,
+        test={"0.5": _figures(f, recalls), "0.5-flip": _figures(f + 0.02, recalls),
+              "tuned": _figures(f - 0.01, recalls), "tuned-flip": _figures(f + 0.01, recalls)},
+        tuning_check=None if gain is None else TuningCheck(mean_gain=gain, std_gain=0.01, share_improved=0.3,
+                                                             comparisons=100),
+    )
 
 
 def test_experiment_rows_report_the_shipped_operating_point_and_the_weakest_recall():
-    rows = experiment_rows({"base": _result(0.70, gain=-0.02), "better": _result(0.80)})
+    rows = experiment_rows([_result(0.70, gain=-0.02, name="base"), _result(0.80, name="better")])
     assert [r["experiment"] for r in rows] == ["base", "better"]
     base = rows[0]
     assert base["train minutes"] == pytest.approx(2.0)
@@ -42,9 +43,9 @@ def test_experiment_rows_report_the_shipped_operating_point_and_the_weakest_reca
 
 
 def test_seed_spread_groups_seeds_by_architecture_beside_the_paper():
-    results = {f"ablation_paper_s{s}": _result(f) for s, f in enumerate((0.70, 0.72, 0.74))}
-    results["ablation_no_conv3_s0"] = _result(0.65)
-    results["cnn4"] = _result(0.9)  # not an ablation run: left out
+    results = [_result(f, name=f"ablation_paper_s{s}") for s, f in enumerate((0.70, 0.72, 0.74))]
+    results.append(_result(0.65, name="ablation_no_conv3_s0"))
+    results.append(_result(0.9, name="cnn4"))  # not an ablation run: left out
     rows = {r["arch"]: r for r in seed_spread(results)}
     assert set(rows) == {"paper", "no_conv3"}
     paper = rows["paper"]

@@ -7,7 +7,7 @@ only arranges them (as pandas DataFrames and JSON-ready dicts) next to the paper
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from ..metrics.bootstrap import bootstrap_ci
 from ..metrics.counts import attribute_metrics, summarize
 from ..metrics.curves import average_precision, expected_calibration_error, roc_auc
 from ..metrics.paper_reference import PAPER_ABLATIONS, PAPER_AVERAGE, PAPER_TABLE
+from ..models.summary import AT_05, AT_05_FLIP, TUNED, TUNED_FLIP, ModelRecord
 from ..utils.fileio import atomic_write_text
 from ..workspace import default_workspace_root
 from .thresholds import CHECKPOINT, evaluated_checkpoint, thresholds_for
@@ -238,45 +239,49 @@ def write_comparison(comparison: dict, folder: str | Path) -> tuple[Path, Path]:
     return csv_path, json_path
 
 
-def experiment_rows(results: dict) -> list[dict]:
-    """One row per finished experiment (from runs/experiments/summary.json): what it changed, its
+# Experiments named ``{prefix}{arch}_s{seed}`` repeat the paper's ablation over seeds (seed_spread).
+SEED_RUNS_PREFIX = "ablation_"
+
+
+def experiment_rows(records: Iterable[ModelRecord]) -> list[dict]:
+    """One table row per finished experiment (records of a ``models.summary`` file): what it changed, its
     training time, its best validation macro-F1 (what a choice may look at), and its test figures at
     0.5, with flip averaging, at val-tuned thresholds, and tuned with flip averaging. Per-attribute
     F1 and the lowest recall are at 0.5 with flip averaging, the operating point we ship."""
     rows = []
-    for name, r in results.items():
-        test = r["test"]
-        shipped_point = test["0.5-flip"]
-        recalls = {a: v["recall"] for a, v in shipped_point["per_attribute"].items()}
+    for record in records:
+        test = record.test
+        shipped_point = test[AT_05_FLIP]
+        recalls = {a: v["recall"] for a, v in shipped_point.per_attribute.items()}
         weakest = min(recalls, key=recalls.get)
         rows.append({
-            "experiment": name,
-            "what changes": r["description"],
-            "train minutes": r["train_seconds"] / 60,
-            "val macro-F1": r["best_val_macro_f1"],
-            "macro-F1 @0.5": test["0.5"]["summary"]["macro_f1"],
-            "95% CI @0.5": test["0.5"]["macro_f1_ci"],
-            "macro-F1 @0.5+flip": shipped_point["summary"]["macro_f1"],
-            "95% CI @0.5+flip": shipped_point["macro_f1_ci"],
-            "mean accuracy @0.5+flip": shipped_point["summary"]["macro_accuracy"],
+            "experiment": record.name,
+            "what changes": record.description,
+            "train minutes": record.train_seconds / 60,
+            "val macro-F1": record.best_val_macro_f1,
+            "macro-F1 @0.5": test[AT_05].summary["macro_f1"],
+            "95% CI @0.5": test[AT_05].macro_f1_ci,
+            "macro-F1 @0.5+flip": shipped_point.summary["macro_f1"],
+            "95% CI @0.5+flip": shipped_point.macro_f1_ci,
+            "mean accuracy @0.5+flip": shipped_point.summary["macro_accuracy"],
             "lowest recall @0.5+flip": f"{weakest} {recalls[weakest]:.2f}",
-            "macro-F1 tuned": test["tuned"]["summary"]["macro_f1"],
-            "macro-F1 tuned+flip": test["tuned-flip"]["summary"]["macro_f1"],
-            "95% CI tuned+flip": test["tuned-flip"]["macro_f1_ci"],
+            "macro-F1 tuned": test[TUNED].summary["macro_f1"],
+            "macro-F1 tuned+flip": test[TUNED_FLIP].summary["macro_f1"],
+            "95% CI tuned+flip": test[TUNED_FLIP].macro_f1_ci,
             # Mean macro-F1 gain of val-tuned thresholds on val people they were not tuned on.
-            "tuning gain on held-out val": r.get("tuning_check", {}).get("mean_gain", float("nan")),
-            "F1 @0.5+flip": {a: v["f1"] for a, v in shipped_point["per_attribute"].items()},
+            "tuning gain on held-out val": record.tuning_check.mean_gain if record.tuning_check else float("nan"),
+            "F1 @0.5+flip": {a: v["f1"] for a, v in shipped_point.per_attribute.items()},
         })
     return rows
 
 
-def seed_spread(results: dict, prefix: str = "ablation_") -> list[dict]:
+def seed_spread(records: Iterable[ModelRecord], prefix: str = SEED_RUNS_PREFIX) -> list[dict]:
     """Mean, standard deviation and range over seeds of each architecture's test F (the paper's AVG.)
-    and macro-F1 at 0.5, from experiments named ``{prefix}{arch}_s{seed}``."""
-    by_arch: dict[str, list[dict]] = {}
-    for name, r in results.items():
-        if name.startswith(prefix):
-            by_arch.setdefault(name[len(prefix):].rsplit("_s", 1)[0], []).append(r["test"]["0.5"]["summary"])
+    and macro-F1 at 0.5, from the experiments named ``{prefix}{arch}_s{seed}``."""
+    by_arch: dict[str, list[dict[str, float]]] = {}
+    for record in records:
+        if record.name.startswith(prefix):
+            by_arch.setdefault(record.name[len(prefix):].rsplit("_s", 1)[0], []).append(record.test[AT_05].summary)
     rows = []
     for arch, runs in by_arch.items():
         f = np.array([run["paper_f"] for run in runs])

@@ -5,7 +5,8 @@
 - ``blocks``: the conv-BN-ReLU block the architectures share;
 - ``paper_cnn``: the paper's CNN and its two ablations (``paper``, ``no_conv3``, ``no_conv3_no_fc1``);
 - ``convnets``: the VGG-style baseline ``cnn4`` and our ``attrnet``;
-- ``checkpoint``: one safetensors file per model (weights + JSON metadata), never pickle.
+- ``checkpoint``: one safetensors file per model (weights + JSON metadata), never pickle;
+- ``summary``: the JSON summary shipped beside checkpoints: how each model was trained and scored.
 """
 
 # Importing the architecture modules registers them, so every name below can build every model.
@@ -22,9 +23,11 @@ from .checkpoint import (
 from .convnets import ConvNet, ConvNetConfig
 from .paper_cnn import PaperCNN, PaperCNNConfig
 from .registry import ModelSpec, available_models, count_parameters, create_model, model_spec, register
+from .summary import ModelRecord, ModelSummary, OperatingPoint, TuningCheck, read_summary, write_summary
 
 __all__ = [
-    "Checkpoint", "CheckpointError", "ConvNet", "ConvNetConfig", "ModelSpec", "PaperCNN", "PaperCNNConfig",
-    "available_models", "count_parameters", "create_model", "load_checkpoint", "model_spec", "read_checkpoint_meta",
-    "recorded_weights_digest", "register", "save_checkpoint", "update_checkpoint_meta",
+    "Checkpoint", "CheckpointError", "ConvNet", "ConvNetConfig", "ModelRecord", "ModelSpec", "ModelSummary",
+    "OperatingPoint", "PaperCNN", "PaperCNNConfig", "TuningCheck", "available_models", "count_parameters",
+    "create_model", "load_checkpoint", "model_spec", "read_checkpoint_meta", "read_summary",
+    "recorded_weights_digest", "register", "save_checkpoint", "update_checkpoint_meta", "write_summary",
 ]

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import ui
 
-from celeba_model.analysis.reports import compare_runs, experiment_rows, seed_spread
+from celeba_model.analysis.reports import SEED_RUNS_PREFIX, compare_runs, experiment_rows, seed_spread
 from celeba_model.errors import CelebAModelError
 from celeba_model.metrics.paper_reference import PAPER_ABLATIONS
 
@@ -92,13 +92,13 @@ st.dataframe(paper.style.format(precision=3), hide_index=True)
 st.caption("Published single runs on CelebA's test split, grayscale input. The paper reads the 4-point drop without "
            "conv3 and the partial recovery without fc1 as evidence; it reports no spread over seeds.")
 
-experiments = ui.catalogue().experiments()
+experiments = ui.catalogue().experiments().models
 if experiments:
     st.subheader("Experiments on real CelebA: what each change bought")
     st.caption("From checkpoints/celeba/experiments.json (scripts/run_experiments.py): test figures on the 660 "
                "real test images (22 people) with 95% intervals over people; 'tuned' thresholds were chosen on val. Each run "
                "is also in runs/experiments/ when rebuilt here.")
-    rows = experiment_rows({n: r for n, r in experiments.items() if not n.startswith("ablation_")})
+    rows = experiment_rows([r for r in experiments if not r.name.startswith(SEED_RUNS_PREFIX)])
     table = pd.DataFrame([{k: v for k, v in row.items() if k != "F1 @0.5+flip"} for row in rows])
     for key in [k for k in table.columns if "CI" in k]:
         table[key] = table[key].map(lambda ci: f"{ci[0]:.3f}-{ci[1]:.3f}")
