@@ -18,10 +18,10 @@ from PIL import Image
 from celeba_model.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-README = REPO / "README.md"
+README = REPO / "docs" / "command-line.md"  # the README's "Command line" section moved there, as "Commands"
 
 
-def readme_commands(section: str = "Command line") -> list[str]:
+def readme_commands(section: str = "Commands") -> list[str]:
     """The shell commands of a README section, continuation lines joined, comments dropped."""
     text = README.read_text()
     body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]

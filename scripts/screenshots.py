@@ -1,0 +1,208 @@
+"""Screenshots of the dashboard's five pages for the README: docs/images/<page>.png.
+
+    .venv/bin/python scripts/screenshots.py                      # this checkout as the workspace
+    .venv/bin/python scripts/screenshots.py --workspace DIR      # another workspace
+    .venv/bin/python scripts/screenshots.py --image face.jpg     # the photo the Upload page gets
+
+It starts `streamlit run dashboard/app.py` on a free localhost port against the workspace, waits for
+the server, and drives headless Chromium (Debian's /usr/bin/chromium through playwright; nothing is
+downloaded) through Overview, Thresholds, Ablations, Misclassified and Upload. Each page is shot
+once its real content is drawn (its numbers, charts or images, and the app idle), not on the first
+blank render. The server is stopped by its own process id at the end.
+
+The first start of the dashboard in a fresh workspace generates the demo dataset and evaluates the
+demo checkpoints (about a minute). The Misclassified page is shot on the demo run `demo/paper/test`,
+whose images are in the workspace; the Upload page gets the first demo image unless --image is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+HEADINGS = {"Overview": "Overview", "Thresholds": "Thresholds", "Ablations": "Ablations",
+            "Misclassified": "Misclassified examples", "Upload": "Upload an image"}
+MISCLASSIFIED_RUN = "demo/paper/test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(workspace: Path, port: int, log_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "CELEBA_WORKSPACE": str(workspace)}
+    env.pop("CELEBA_ROOT", None)  # the pages as a fresh `make run` shows them
+    log = log_path.open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for_server(process: subprocess.Popen, url: str, log_path: Path, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                return
+        except OSError:
+            if process.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"streamlit did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()  # our own server, by its own PID
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_idle(page) -> None:
+    """Until the app script has finished and nothing is left loading."""
+    page.wait_for_function(
+        "() => !!document.querySelector('[data-testid=stApp][data-test-script-state=notRunning]')"
+        " && !document.querySelector('[data-testid=stSpinner], [data-testid=stSkeleton]')")
+    page.wait_for_timeout(1500)  # charts and images finish drawing
+
+
+def go(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=HEADINGS[title], exact=True).wait_for()
+
+
+def shoot(page, out: Path, name: str) -> Path:
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no focus ring
+    page.mouse.move(page.viewport_size["width"] - 5, page.viewport_size["height"] - 5)  # no hover effects
+    wait_idle(page)
+    path = out / f"{name}.png"
+    page.screenshot(path=str(path))
+    optimise(path)
+    print(f"{path}  {path.stat().st_size / 1024:.0f} KB")
+    return path
+
+
+def optimise(path: Path) -> None:
+    """Lossless PNG recompression; a palette version instead when that is still large (over 300 KB)."""
+    with Image.open(path) as image:
+        image.load()
+    image.save(path, optimize=True)
+    if path.stat().st_size > 300 * 1024:
+        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
+def overview(page, out: Path) -> None:
+    page.get_by_role("heading", name="Overview", exact=True).wait_for()
+    page.get_by_text("Macro precision").first.wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    shoot(page, out, "overview")
+
+
+def thresholds(page, out: Path) -> None:
+    go(page, "Thresholds")
+    page.get_by_test_id("stMetric").filter(has_text="Macro recall").first.wait_for()
+    page.get_by_test_id("stSlider").filter(has_text="Set every attribute to").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    shoot(page, out, "thresholds")
+
+
+def ablations(page, out: Path) -> None:
+    go(page, "Ablations")
+    page.get_by_text("The paper's ablation table").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    shoot(page, out, "ablations")
+
+
+def misclassified(page, out: Path) -> None:
+    go(page, "Misclassified")
+    wait_idle(page)
+    run = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run")
+    run.click()
+    page.keyboard.type(MISCLASSIFIED_RUN)
+    page.keyboard.press("Enter")
+    page.get_by_test_id("stImage").nth(3).wait_for()
+    shoot(page, out, "misclassified")
+
+
+def upload(page, out: Path, image: Path) -> None:
+    go(page, "Upload")
+    wait_idle(page)
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = Path(tmp) / f"face{image.suffix.lower()}"  # the page shows the file name
+        shutil.copyfile(image, photo)
+        page.locator("input[type=file]").set_input_files(str(photo))
+        page.get_by_text("Predicted present").wait_for()
+        page.locator(".js-plotly-plot").first.wait_for()
+        shoot(page, out, "upload")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workspace", type=Path, default=REPO, help="workspace the dashboard opens (default: this checkout)")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "images", help="folder for the PNGs (default: docs/images)")
+    parser.add_argument("--image", type=Path, help="face photo for the Upload page (default: the first demo image)")
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--chromium", type=Path, default=Path("/usr/bin/chromium"))
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for any one page (default 300: "
+                        "the first page of a fresh workspace builds the demo)")
+    args = parser.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    workspace = args.workspace.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = Path(tmp) / "streamlit.log"
+        process = start_server(workspace, port, log_path)
+        print(f"streamlit (pid {process.pid}) on {url}, workspace {workspace}")
+        try:
+            wait_for_server(process, url, log_path, timeout=120)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=str(args.chromium), headless=True, args=CHROMIUM_ARGS)
+                try:
+                    context = browser.new_context(viewport={"width": args.width, "height": args.height})
+                    page = context.new_page()
+                    page.set_default_timeout(args.timeout * 1000)
+                    page.goto(url)
+                    overview(page, args.out)  # the first render of a fresh workspace builds the demo
+                    demo_images = sorted((workspace / "data" / "demo" / "img_align_celeba").glob("*.jpg"))
+                    image = args.image or (demo_images[0] if demo_images else None)
+                    if image is None:
+                        raise SystemExit(f"no demo image in {workspace}/data/demo; give the Upload page one with --image")
+                    thresholds(page, args.out)
+                    ablations(page, args.out)
+                    misclassified(page, args.out)
+                    upload(page, args.out, image)
+                finally:
+                    browser.close()
+        except Exception:
+            print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
+            raise
+        finally:
+            stop_server(process)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
