@@ -34,7 +34,8 @@ from celeba_model.data.images import open_image
 from celeba_model.data.index import load_index
 from celeba_model.data.transforms import AugmentConfig, PreprocessConfig, image_to_array, to_training_input
 from celeba_model.models.registry import create_model, model_spec
-from celeba_model.training.train import CachedBatches, ResidentBatches, optimize_step
+from celeba_model.training.batches import CachedBatches, ResidentBatches
+from celeba_model.training.loop import optimize_step
 from celeba_model.utils.devices import resolve_device
 
 FULL_CELEBA_TRAIN = 162_770
@@ -55,7 +56,7 @@ class NaiveImages(Dataset):
 
 
 def _step_fn(model: nn.Module, spec: PreprocessConfig, augment: bool, device: torch.device):
-    """train.py's own training step (to_training_input + optimize_step) with a fresh optimizer."""
+    """training/loop.py's own training step (to_training_input + optimize_step) with a fresh optimizer."""
     criterion = nn.BCEWithLogitsLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator(device=device).manual_seed(0)

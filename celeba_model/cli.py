@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
@@ -93,7 +94,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from .training.train import TrainConfig
+    from .training import TrainConfig
 
     d = TrainConfig(data_roots=[], out="")
     # Options default to "not given" so that --resume can tell what was typed from what was not;
@@ -150,7 +151,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .training.train import TrainConfig, read_run_config, train
+    from .training import TrainConfig, read_run_config, train
 
     given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume", "no_progress")}
     if args.resume:
@@ -161,9 +162,9 @@ def _run_train(args: argparse.Namespace) -> int:
             raise ConfigError("train needs at least one --data-root")
         values = given
     values["progress"] = not args.no_progress
-    summary = train(TrainConfig.from_dict(values), resume=args.resume)
+    result = train(TrainConfig.from_dict(values), resume=args.resume)
     if is_main_process():
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(dataclasses.asdict(result), indent=2))  # the command's output, on stdout
     return 0
 
 

@@ -29,7 +29,7 @@ from celeba_model.data.index import load_index
 from celeba_model.evaluation.evaluate import EvalConfig, evaluate_checkpoint
 from celeba_model.evaluation.predictions import load_predictions
 from celeba_model.metrics.counts import attribute_metrics, summarize
-from celeba_model.training.train import TrainConfig, train
+from celeba_model.training import TrainConfig, train
 from celeba_model.utils.fileio import atomic_write_text
 from celeba_model.workspace import REPO_ROOT
 
@@ -80,7 +80,7 @@ def main() -> None:
                    + f" --arch {options['arch']} --color {options['color']} --epochs {args.epochs}"
                    + f" --patience {args.patience} --out {run}")
         started = time.perf_counter()
-        summary = train(config)
+        result = train(config)
         seconds = time.perf_counter() - started
         artifacts = {}
         for split in ("val", "test"):
@@ -99,9 +99,9 @@ def main() -> None:
             "options": options,
             "command": command,
             "train_seconds": seconds,
-            "epochs_run": summary["epochs_run"],
-            "best_epoch": summary["best_epoch"],
-            "best_val_macro_f1": summary["best_val_macro_f1"],
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "best_val_macro_f1": result.best_val_macro_f1,
             "thresholds": tuned["thresholds"],
             "test_at_0.5": _metrics(test, 0.5),
             "test_at_tuned": _metrics(test, tuned_values),
@@ -112,7 +112,7 @@ def main() -> None:
         }
         atomic_write_text(results_path, json.dumps(results, indent=2) + "\n")
         s05 = results["variants"][name]["test_at_0.5"]["summary"]
-        print(f"{name}: {seconds / 60:.1f} min, best epoch {summary['best_epoch']}, test macro-F1 at 0.5 "
+        print(f"{name}: {seconds / 60:.1f} min, best epoch {result.best_epoch}, test macro-F1 at 0.5 "
               f"{s05['macro_f1']:.3f}, P/R/F {s05['macro_precision']:.3f}/{s05['macro_recall']:.3f}/{s05['paper_f']:.3f}",
               flush=True)
 

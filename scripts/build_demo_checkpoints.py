@@ -22,7 +22,7 @@ from celeba_model.data.demo import make_demo_dataset
 from celeba_model.data.index import load_index
 from celeba_model.evaluation.evaluate import EvalConfig, evaluate_checkpoint
 from celeba_model.models.checkpoint import load_checkpoint
-from celeba_model.training.train import TrainConfig, train
+from celeba_model.training import TrainConfig, train
 from celeba_model.utils.fileio import atomic_write_text
 from celeba_model.workspace import REPO_ROOT, Workspace
 

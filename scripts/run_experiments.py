@@ -30,7 +30,7 @@ from celeba_model.metrics.bootstrap import bootstrap_ci
 from celeba_model.metrics.counts import attribute_metrics, summarize
 from celeba_model.metrics.sweep import heldout_tuning_gain
 from celeba_model.models.checkpoint import update_checkpoint_meta
-from celeba_model.training.train import TrainConfig, train
+from celeba_model.training import TrainConfig, train
 from celeba_model.utils.fileio import atomic_write_text
 from celeba_model.workspace import REPO_ROOT
 
@@ -113,7 +113,7 @@ def run_experiment(name: str, data_roots: list[str], index) -> dict:
     print(f"\n== {name}: {description}\n$ {cmd}", flush=True)
     started = time.perf_counter()
     resume = (run / "config.json").is_file()
-    summary = train(TrainConfig(data_roots=data_roots, out=str(run), progress=False, **options), resume=resume)
+    result = train(TrainConfig(data_roots=data_roots, out=str(run), progress=False, **options), resume=resume)
     seconds = time.perf_counter() - started
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return {
@@ -123,9 +123,9 @@ def run_experiment(name: str, data_roots: list[str], index) -> dict:
         "train_seconds_this_call": seconds,
         "train_seconds": sum(h["train_seconds"] for h in history),
         "train_images_per_s": float(np.median([h["train_images_per_s"] for h in history])),
-        "epochs_run": summary["epochs_run"],
-        "best_epoch": summary["best_epoch"],
-        "best_val_macro_f1": summary["best_val_macro_f1"],
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "best_val_macro_f1": result.best_val_macro_f1,
         "test": evaluate_run(name, index, run),
         "tuning_check": tuning_check(name),
     }

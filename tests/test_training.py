@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from celeba_model.data.index import load_index
 from celeba_model.errors import ConfigError
 from celeba_model.models.checkpoint import load_checkpoint
-from celeba_model.training.train import TrainConfig, TrainingError, train
+from celeba_model.training import TrainConfig, TrainingError, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def _config(demo_root, out, cache_dir, **overrides) -> TrainConfig:
 
 
 def test_short_training_learns_well_above_chance(demo_root, tmp_path):
-    summary = train(_config(demo_root, tmp_path / "run", tmp_path / "cache", pos_weight="sqrt"))
+    result = train(_config(demo_root, tmp_path / "run", tmp_path / "cache", pos_weight="sqrt"))
     run = tmp_path / "run"
     lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     assert [l["epoch"] for l in lines] == list(range(1, 7))
@@ -43,12 +43,12 @@ def test_short_training_learns_well_above_chance(demo_root, tmp_path):
     val = index.attribute_labels(TrainConfig(data_roots=[], out="").attributes, index.split_indices("val"))
     rate = val.mean(axis=0)
     chance = float(np.mean(2 * rate / (1 + rate)))
-    best = summary["best_val_macro_f1"]
+    best = result.best_val_macro_f1
     assert best > chance + 0.15, (best, chance)
     assert best == max(l["val_macro_f1"] for l in lines)
 
     checkpoint = load_checkpoint(run / "best.safetensors")
-    assert checkpoint.meta["training"]["best_epoch"] == summary["best_epoch"]
+    assert checkpoint.meta["training"]["best_epoch"] == result.best_epoch
     assert checkpoint.preprocess.color == "rgb" and checkpoint.preprocess.image_size == 32
     assert "optimizer" not in checkpoint.meta  # best is for inference: weights only
     assert "optimizer" in load_checkpoint(run / "last.safetensors", with_optimizer=True).meta

@@ -1,0 +1,14 @@
+"""Training: ``train(TrainConfig(...))`` trains a run into its folder, validating every epoch.
+
+- ``config``: TrainConfig, its checks, and the settings a run was saved with;
+- ``batches``: the run's train and val rows of the image cache, and each epoch's batches;
+- ``loop``: one epoch of optimization (train_one_epoch) and validation (validate);
+- ``run_folder``: the checks before writing a run folder, and its checkpoints and metrics;
+- ``seeds``: the per-epoch seeds that make a resumed run equal the uninterrupted one;
+- ``train``: train(), the loop over epochs that ties them together.
+"""
+
+from .config import TrainConfig, TrainingError, read_run_config
+from .train import TrainResult, train
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingError", "read_run_config", "train"]

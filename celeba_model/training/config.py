@@ -1,0 +1,142 @@
+"""What defines a training run: TrainConfig, checked as it is built, and the settings a run was saved with."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..attributes import PAPER_ATTRIBUTES, resolve_attributes
+from ..errors import CelebAModelError, ConfigError
+
+POS_WEIGHT_MODES = ("none", "sqrt", "balanced")
+DATA_ON_DEVICE_MODES = ("auto", "yes", "no")
+# Options that define what is trained; a resumed run must keep them.
+LOCKED_ON_RESUME = (
+    "arch", "attributes", "epochs", "batch_size", "lr", "weight_decay", "seed", "image_size", "color",
+    "pos_weight", "augment", "max_train_images", "model_config", "split_seed", "ema",
+)
+
+
+class TrainingError(CelebAModelError, RuntimeError):
+    """A run that cannot start or continue, with the reason."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Defaults follow the paper (batch 100, grayscale)."""
+
+    data_roots: list[str]
+    out: str
+    arch: str = "paper"
+    attributes: list[str] = field(default_factory=lambda: list(PAPER_ATTRIBUTES))
+    epochs: int = 20
+    batch_size: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    split_seed: int = 0
+    image_size: int = 64
+    color: str = "gray"
+    pos_weight: str = "none"
+    augment: bool = False
+    # Decay of an exponential moving average of the weights, updated every step; validation and the
+    # saved best checkpoint use the average. None trains without one.
+    ema: float | None = None
+    max_train_images: int | None = None
+    patience: int | None = None
+    model_config: dict = field(default_factory=dict)
+    workers: int = 0
+    device: str = "auto"
+    # Keep the whole uint8 cache as one tensor on the training device: "auto" does so on a GPU when
+    # it fits in a quarter of the free memory (the full CelebA cache at 64x64 RGB is 2.5 GB), "yes", "no".
+    data_on_device: str = "auto"
+    cache_dir: str | None = None
+    eval_batch_size: int | None = None  # None: devices.default_eval_batch_size
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        self.attributes = resolve_attributes(self.attributes)
+        if self.pos_weight not in POS_WEIGHT_MODES:
+            raise ConfigError(f"pos_weight must be one of {POS_WEIGHT_MODES}, got {self.pos_weight!r}")
+        for name in ("epochs", "batch_size", "image_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be zero or a positive number, got {self.weight_decay}")
+        if self.data_on_device not in DATA_ON_DEVICE_MODES:
+            raise ConfigError(f"data_on_device must be one of {DATA_ON_DEVICE_MODES}, got {self.data_on_device!r}")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ConfigError(f"ema must be between 0 and 1 (for example 0.998), got {self.ema}")
+        for name in ("max_train_images", "patience"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be 0 or more, got {self.workers}")
+
+    def _check_types(self) -> None:
+        """Settings come from the command line and from config.json files a user may have edited:
+        a value of the wrong type gets a message naming the setting, not a traceback later."""
+        expected = {
+            "data_roots": list, "out": str, "arch": str, "attributes": (list, tuple), "epochs": int,
+            "batch_size": int, "lr": (int, float), "weight_decay": (int, float), "seed": int, "split_seed": int,
+            "image_size": int, "color": str, "pos_weight": str, "augment": bool, "ema": (int, float, type(None)),
+            "max_train_images": (int, type(None)), "patience": (int, type(None)), "model_config": dict,
+            "workers": int, "device": str, "data_on_device": str, "cache_dir": (str, type(None)),
+            "eval_batch_size": (int, type(None)), "progress": bool,
+        }
+        for name, types in expected.items():
+            value = getattr(self, name)
+            wrong_bool = isinstance(value, bool) and types is not bool and bool not in (types if isinstance(types, tuple) else (types,))
+            if not isinstance(value, types) or wrong_bool:
+                example = "a JSON object such as '{\"fc_hidden\": 256}'" if name == "model_config" else None
+                raise ConfigError(f"{name} must be {example or _type_names(types)}, got {value!r}")
+        if not all(isinstance(r, str) for r in self.data_roots):
+            raise ConfigError(f"data_roots must be a list of folder names, got {self.data_roots!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _type_names(types: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
+             tuple: "a list", dict: "a JSON object", type(None): "null"}
+    types = types if isinstance(types, tuple) else (types,)
+    listed = dict.fromkeys(names[t] for t in types if not (t is int and float in types))  # "a number" covers both
+    return " or ".join(listed)
+
+
+def read_run_config(out: str | Path) -> dict:
+    """The settings a run in ``out`` was started with (for ``--resume``)."""
+    out = Path(out)
+    path = out / "config.json"
+    if not path.is_file():
+        raise TrainingError(f"Nothing to resume in {out}: it has no config.json from an earlier run")
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TrainingError(f"{path} is damaged ({err}); it cannot be resumed. Start a new run in another --out") from err
+    if not isinstance(saved, dict):
+        raise TrainingError(f"{path} is damaged (a JSON {type(saved).__name__}, not an object); it cannot be resumed")
+    return saved
+
+
+def check_resumable(config: TrainConfig, out: str | Path) -> None:
+    """Raise TrainingError unless the run in ``out`` was started with the same LOCKED_ON_RESUME settings."""
+    saved_config = read_run_config(out)
+    differences = [
+        f"{name}: run has {saved_config.get(name)!r}, asked for {getattr(config, name)!r}"
+        for name in LOCKED_ON_RESUME
+        if saved_config.get(name) != json.loads(json.dumps(getattr(config, name)))  # compare as saved in JSON
+    ]
+    if differences:
+        raise TrainingError(f"Cannot resume {out} with different settings:\n  " + "\n  ".join(differences))
