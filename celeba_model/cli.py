@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 import warnings
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from .attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES
 from .errors import CelebAModelError, ConfigError
 from .models.registry import available_models
 from .utils.distributed import is_main_process, shutdown
+from .utils.logs import configure_logging
 
 
 def _add_data_roots(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -153,7 +155,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from .training import TrainConfig, read_run_config, train
 
-    given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume", "no_progress")}
+    given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "log_level", "resume", "no_progress")}
     if args.resume:
         # Start from the run's own settings; only options typed on this command line override them.
         values = {**read_run_config(args.out), **given}
@@ -396,6 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, checkpoint and evaluate face-attribute CNNs on CelebA "
         f"(the 40 attributes: {', '.join(CELEBA_ATTRIBUTES)}).",
     )
+    # Before the command (`celeba-model -q train ...`): how much it says on stderr as it works.
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-v", "--verbose", dest="log_level", action="store_const", const=logging.DEBUG,
+                      default=logging.INFO, help="also show debugging details (devices, caches, batch counts)")
+    talk.add_argument("-q", "--quiet", dest="log_level", action="store_const", const=logging.WARNING,
+                      help="log only warnings and errors, not progress lines such as each epoch's (a command's "
+                      "output and progress bars stay; see --no-progress)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_make_demo(sub)
     _add_info(sub)
@@ -415,6 +424,7 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:  # n
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.log_level)
     warnings.formatwarning = _format_warning
     from .data.cache import CacheWarning
     from .data.index import CelebAWarning

@@ -1,7 +1,10 @@
-"""The command line: help for every command, and clear one-line errors for bad input."""
+"""The command line: help for every command, clear one-line errors for bad input, and log lines as
+-v/-q ask."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -59,3 +62,31 @@ def test_info_prints_counts_and_rates(celeba_factory, capsys):
         assert main(["info", "--data-root", str(root), "--attributes", "Male", "Young"]) == 0
     out = capsys.readouterr().out
     assert '"images": 8' in out and "Male" in out and "Young" in out
+
+
+def test_log_lines_go_to_stderr_as_verbose_and_quiet_ask(celeba_factory, tmp_path, capsys):
+    root = celeba_factory(n=12)
+    args = ["train", "--data-root", str(root), "--epochs", "1", "--image-size", "32", "--arch", "cnn4",
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "default")]) == 0
+    captured = capsys.readouterr()
+    assert "Training cnn4" in captured.err and "epoch   1/1  loss" in captured.err
+    assert "image cache" not in captured.err  # a debugging detail
+    assert json.loads(captured.out)["epochs_run"] == 1  # the command's output, alone on stdout
+
+    assert main(["-v", *args, "--out", str(tmp_path / "verbose")]) == 0
+    assert "Reusing the image cache" in capsys.readouterr().err
+
+    assert main(["-q", *args, "--out", str(tmp_path / "quiet")]) == 0
+    captured = capsys.readouterr()
+    assert "Training" not in captured.err and "epoch" not in captured.err
+    assert json.loads(captured.out)["best_epoch"] == 1
+
+
+def test_predict_keeps_its_own_verbose_option():
+    from celeba_model.cli import build_parser
+
+    args = build_parser().parse_args(["predict", "-v", "face.jpg"])
+    assert args.verbose and args.log_level == logging.INFO
+    args = build_parser().parse_args(["-q", "predict", "face.jpg"])
+    assert not args.verbose and args.log_level == logging.WARNING

@@ -110,7 +110,8 @@ def test_run_killed_mid_training_resumes_to_the_same_result(demo_root, tmp_path)
     result = subprocess.run(_train_command(demo_root, killed, cache) + ["--resume"], env=_run_env(),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "Resuming" in result.stdout
+    assert "Resuming" in result.stderr  # a log line
+    assert json.loads(result.stdout)["epochs_run"] == 4  # the summary, alone on stdout
 
     full = load_file(tmp_path / "full" / "last.safetensors")
     resumed = load_file(killed / "last.safetensors")

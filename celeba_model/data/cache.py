@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -40,6 +41,8 @@ CHUNK = 256
 
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+logger = logging.getLogger(__name__)
 
 
 class CacheWarning(UserWarning):
@@ -102,11 +105,14 @@ def load_or_build_cache(
     folder = cache_dir / key
     if (folder / "meta.json").is_file():
         try:
-            return _open(folder, len(paths), spec, built=False)
+            cache = _open(folder, len(paths), spec, built=False)
+            logger.debug("Reusing the image cache %s", folder)
+            return cache
         except (OSError, ValueError, KeyError) as err:
             # A damaged cache is only a cache: rebuild it rather than fail the run.
             warnings.warn(f"Cache {folder} is unreadable ({err}); rebuilding it", CacheWarning, stacklevel=2)
             shutil.rmtree(folder, ignore_errors=True)
+    logger.debug("Building the image cache %s (%d images)", folder, len(paths))
     _build(folder, paths, spec, workers, progress, on_progress)
     return _open(folder, len(paths), spec, built=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from ..utils.distributed import barrier, init_distributed, main_first, predict_s
 from ..workspace import default_run_folder, default_workspace_root, run_name
 from .batched import predict_probabilities
 from .predictions import Predictions, check_replaceable, save_predictions
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ def evaluate_checkpoint(
     batch_size = options.batch_size or default_eval_batch_size(device)
     flip_tta = options.flip_tta if options.flip_tta is not None else checkpoint.meta.get("inference", {}).get("flip_tta", False)
 
+    logger.debug(f"Evaluating {checkpoint_path} on {len(rows):,} {options.split} images on {device} "
+                 f"(batches of {batch_size}, flip averaging {'on' if flip_tta else 'off'})")
     started = time.perf_counter()
     probabilities = predict_shard(
         lambda mine: predict_probabilities(

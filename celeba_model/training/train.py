@@ -7,6 +7,7 @@ so resuming at an epoch boundary reproduces the uninterrupted run exactly.
 
 from __future__ import annotations
 
+import logging
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from .loop import compute_pos_weight, train_one_epoch, validate
 from .run_folder import BEST, LAST, RunProgress, check_run_folder, load_last, save_epoch, write_config, write_metrics
 from .seeds import AUGMENT, DROPOUT, LOADER, SHUFFLE, epoch_seed
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class TrainResult:
@@ -53,7 +56,6 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     """
     out = Path(config.out)
     device, info = _init_device(config.device)
-    say = print if info.is_main else (lambda *args, **kwargs: None)  # one process speaks
     spec = PreprocessConfig(image_size=config.image_size, color=config.color)
     mspec = model_spec(config.arch, spec.channels, len(config.attributes), spec.image_size, config.model_config)
     torch.manual_seed(config.seed)  # weight initialization
@@ -88,8 +90,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         done = RunProgress()
         if resume and (out / LAST).is_file():
             done = load_last(out, model, optimizer, scheduler, ema, device)
-            say(f"Resuming {out} after epoch {done.epoch} "
-                f"(best val macro-F1 {done.best_val_macro_f1:.4f} at epoch {done.best_epoch})")
+            logger.info(f"Resuming {out} after epoch {done.epoch} "
+                        f"(best val macro-F1 {done.best_val_macro_f1:.4f} at epoch {done.best_epoch})")
         history, best_f1, best_epoch = done.history, done.best_val_macro_f1, done.best_epoch
         if info.is_main:
             # A run killed after writing a checkpoint but before metrics.jsonl: rewrite it from the checkpoint.
@@ -98,7 +100,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         network = model  # what the loop trains: the model itself, or its DistributedDataParallel wrapper
         if info.enabled:
             network = DistributedDataParallel(model, device_ids=[info.local_rank] if device.type == "cuda" else None)
-        say(
+        logger.info(
             f"Training {config.arch} ({count_parameters(model):,} parameters) on {device}: "
             f"{len(data.train_rows):,} train / {len(data.val_rows):,} val images, "
             f"{spec.image_size}x{spec.image_size} {spec.color}, {len(config.attributes)} attributes"
@@ -108,13 +110,14 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         source: CachedBatches | ResidentBatches = CachedBatches(data.array_path, labels)
         if keep_data_on_device(config.data_on_device, device, data.images.nbytes):
             source = ResidentBatches(data.images, labels, device)
-            say(f"Holding the {data.images.nbytes / 2**30:.2f} GiB image cache on {device}")
+            logger.info(f"Holding the {data.images.nbytes / 2**30:.2f} GiB image cache on {device}")
+        logger.debug(f"Image cache {data.array_path}; {steps_per_epoch:,} steps per epoch")
         meta_base = {"model": mspec.to_dict(), "attributes": config.attributes, "preprocess": spec.to_dict()}
         epochs_without_gain = (len(history) - best_epoch) if history else 0
 
         for epoch in range(done.epoch + 1, config.epochs + 1):
             if config.patience is not None and epochs_without_gain >= config.patience:
-                say(f"Stopped early: no gain in validation macro-F1 for {config.patience} epochs")
+                logger.info(f"Stopped early: no gain in validation macro-F1 for {config.patience} epochs")
                 break
             torch.manual_seed(epoch_seed(config.seed, epoch, DROPOUT, info.rank))
             batches = epoch_batches(data.train_rows, config.batch_size, epoch_seed(config.seed, epoch, SHUFFLE), info)
@@ -159,11 +162,10 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             if info.is_main:
                 save_epoch(out, meta_base | {"training": training}, model, optimizer, ema, history, improved)
             barrier(info)
-            say(
+            logger.info(
                 f"epoch {epoch:3d}/{config.epochs}  loss {stats.loss:.4f}  val loss {val.loss:.4f}  "
                 f"val macro-F1 {val.macro_f1:.4f}{'  *best*' if improved else ''}  "
-                f"{stats.seconds:.1f} s ({record['train_images_per_s']:,.0f} img/s)",
-                flush=True,
+                f"{stats.seconds:.1f} s ({record['train_images_per_s']:,.0f} img/s)"
             )
 
     return TrainResult(out=str(out), best_epoch=best_epoch, best_val_macro_f1=best_f1, epochs_run=len(history),

@@ -9,9 +9,9 @@ just works.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +22,8 @@ from ..errors import CelebAModelError
 from .fileio import write_error
 
 LOCK_FILE = ".lock"
+
+logger = logging.getLogger(__name__)
 
 
 class RunLockedError(CelebAModelError, RuntimeError):
@@ -124,8 +126,8 @@ def acquire(folder: Path) -> Path:
             raise RunLockedError(f"{folder} is being written by {_describe(current)}; wait for it to finish or "
                                  "stop it, or choose another --out (nothing was changed)")
         # A dead owner: move its lock aside (only one of several starters can), then retry creating ours.
-        print(f"warning: {folder} was locked by {_describe(current)}, which is no longer running "
-              "(killed?); taking the lock over", file=sys.stderr)
+        logger.warning("%s was locked by %s, which is no longer running (killed?); taking the lock over",
+                       folder, _describe(current))
         stale = path.with_name(f"{LOCK_FILE}.stale-{uuid.uuid4().hex[:8]}")
         try:
             os.rename(path, stale)
