@@ -12,7 +12,8 @@ predictor's ``model_input`` and ``predict_inputs``), so the two agree; only the 
   ready, so memory stays flat for any number of photos.
 
 A photo that cannot be used (unreadable, corrupt, not an image, no face) becomes a result with an
-``error``; it never stops the others.
+``error``; it never stops the others. ``predict_photos`` is the same run from Python: files,
+folders or patterns in, a list of results with decisions out.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class PhotoResult:
     error: str | None = None
     used_whole_image: bool = False
     faces_found: int = 0
+    attributes: Sequence[str] = ()  # the names of ``probabilities``' entries, in order
+    decisions: np.ndarray | None = None  # (A,) bool: present at the thresholds (set by predict_photos)
 
     @property
     def ok(self) -> bool:
@@ -219,6 +222,7 @@ class PhotoBatchPredictor:
             probabilities = self.predictor.predict_inputs(np.stack([p.pixels for p in usable]))
             for prepared, row in zip(usable, probabilities):
                 prepared.result.probabilities = row
+                prepared.result.attributes = self.predictor.attributes
         for prepared in batch:
             yield prepared.result
 
@@ -242,6 +246,47 @@ def _usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
         return os.cpu_count() or 1
+
+
+def predict_photos(
+    paths: str | Path | Iterable[str | Path],
+    checkpoint: str | Path | None = None,
+    thresholds: str | float | Mapping[str, float] | None = None,
+    workspace: str | Path | None = None,
+    whole_image_if_no_face: bool = False,
+) -> list[PhotoResult]:
+    """``python -m celeba_model predict`` from Python: one result per photo, in input order.
+
+    ``paths``: files, folders (their photo files, sorted) and glob patterns, as ``expand_inputs``
+    takes them. ``checkpoint`` is required here (``celeba_model.predict_photos`` fills in the
+    workspace's default model, which this layer cannot look up). ``thresholds``: a number,
+    "checkpoint", a thresholds JSON file or a mapping attribute -> threshold (default: the
+    checkpoint's stored ones, else 0.5, as ``predict``); each usable result gets ``decisions`` at
+    them. ``workspace`` is where stored thresholds are looked up. A photo that cannot be used has
+    ``error`` set and no probabilities. The list is built whole (a result is a few hundred bytes);
+    for results as they come, run ``PhotoBatchPredictor.predict``.
+    """
+    # Imported here: the analysis package pulls in the metrics and scikit-learn (about a second).
+    from ..analysis.thresholds import default_thresholds, thresholds_for
+    from ..workspace import default_workspace_root
+
+    if checkpoint is None:
+        raise ConfigError("predict_photos needs a checkpoint; celeba_model.predict_photos defaults to the "
+                          "workspace's default model")
+    if isinstance(paths, (str, Path)):  # one path, not the characters of one
+        paths = [paths]
+    root = default_workspace_root(workspace)
+    predictor = Predictor(checkpoint)
+    if thresholds is None:
+        cutoffs, _ = default_thresholds(checkpoint, predictor.attributes, root)
+    else:
+        cutoffs, _ = thresholds_for(thresholds, predictor.attributes, checkpoint, root)
+    batch = PhotoBatchPredictor(predictor, whole_image_if_no_face=whole_image_if_no_face)
+    results = list(batch.predict(expand_inputs(paths)))
+    for result in results:
+        if result.probabilities is not None:
+            result.decisions = result.probabilities >= cutoffs
+    return results
 
 
 # ---- Output formats of `predict` ---------------------------------------------------------------
