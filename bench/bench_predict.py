@@ -18,10 +18,7 @@ import time
 from pathlib import Path
 
 from celeba_model.catalogue import Catalogue
-from celeba_model.photo.batch import PhotoBatchPredictor
-from celeba_model.photo.detection import FaceDetector
-from celeba_model.photo.pipeline import is_photo_file, open_photo, predict_photo
-from celeba_model.photo.predictor import Predictor
+from celeba_model.photo import FaceDetector, PhotoBatchPredictor, Predictor, is_photo_file, open_photo, predict_photo
 from celeba_model.workspace import Workspace
 
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "celeba_wild" / "faces"

@@ -18,9 +18,7 @@ import numpy as np
 from PIL import Image
 
 from celeba_model.catalogue import Catalogue
-from celeba_model.photo.detection import FaceDetector
-from celeba_model.photo.pipeline import open_photo, predict_photo
-from celeba_model.photo.predictor import Predictor
+from celeba_model.photo import FaceDetector, Predictor, open_photo, predict_photo
 from celeba_model.workspace import Workspace
 
 

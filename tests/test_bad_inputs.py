@@ -20,9 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from celeba_model.cli import main
 from celeba_model.data.images import ImageReadError, open_image
-from celeba_model.photo.detection import FaceDetector
-from celeba_model.photo.pipeline import predict_photo
-from celeba_model.photo.predictor import Predictor
+from celeba_model.photo import FaceDetector, Predictor, predict_photo
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_RGB = REPO / "checkpoints" / "demo" / "paper_rgb.safetensors"

@@ -14,10 +14,17 @@ from celeba_model.analysis.thresholds import default_thresholds
 from celeba_model.data.images import open_image
 from celeba_model.data.index import CelebAWarning, load_index
 from celeba_model.metrics.counts import attribute_metrics, summarize
-from celeba_model.photo.detection import Detection, FaceDetector
-from celeba_model.photo.framing import FACE_FRAMING, align_face, face_region
-from celeba_model.photo.pipeline import PHOTO_MAX_PIXELS, open_photo, predict_photo
-from celeba_model.photo.predictor import Predictor
+from celeba_model.photo import (
+    FACE_FRAMING,
+    PHOTO_MAX_PIXELS,
+    Detection,
+    FaceDetector,
+    Predictor,
+    align_face,
+    open_photo,
+    predict_photo,
+)
+from celeba_model.photo.framing import face_region
 
 from .conftest import shared_root
 

@@ -23,11 +23,21 @@ from streamlit.testing.v1 import AppTest
 
 from celeba_model.analysis.thresholds import stored_thresholds
 from celeba_model.cli import main
+from celeba_model.errors import ConfigError
 from celeba_model.models.checkpoint import update_checkpoint_meta
-from celeba_model.photo.batch import PhotoBatchPredictor, PhotoResult, expand_inputs, write_results
-from celeba_model.photo.detection import FaceDetector
-from celeba_model.photo.pipeline import PHOTO_EXTENSIONS, PHOTO_MAX_PIXELS, open_photo, predict_photo
-from celeba_model.photo.predictor import Predictor
+from celeba_model.photo import (
+    PHOTO_EXTENSIONS,
+    PHOTO_MAX_PIXELS,
+    FaceDetector,
+    PhotoBatchPredictor,
+    PhotoResult,
+    Predictor,
+    expand_inputs,
+    open_photo,
+    predict_photo,
+    predict_photos,
+)
+from celeba_model.photo.batch import write_results
 
 from .conftest import shared_root
 
@@ -213,6 +223,25 @@ def test_default_checkpoint_is_the_upload_pages_and_none_is_a_clear_error(capsys
     code, out, err = _predict(capsys, "-v", "--json", "--workspace", REPO, faces[0])
     assert code == 0 and f"checkpoint {REAL}" in err  # -v says which; stdout stays pure JSON
     json.loads(out)
+
+
+def test_predict_photos_is_predict_from_python(capsys, faces, tmp_path, workspace):
+    (tmp_path / "broken.jpg").write_text("not a picture")
+    inputs = [str(faces[0]), tmp_path / "broken.jpg", str(faces[1])]
+    code, records = _predict_json(capsys, "--checkpoint", DEMO_RGB, "--workspace", workspace, *inputs)
+    results = predict_photos(inputs, DEMO_RGB, workspace=workspace)
+    assert code == 1 and [r.image for r in results] == [r["image"] for r in records]
+    for result, record in zip(results, records):
+        if "error" in record:
+            assert not result.ok and result.error == record["error"] and result.decisions is None
+            continue
+        assert list(result.attributes) == list(record["probabilities"])
+        assert np.abs(result.probabilities - np.array(list(record["probabilities"].values()))).max() < 1e-6
+        assert list(result.decisions) == list(record["decisions"].values())
+    one = predict_photos(faces[0], DEMO_RGB, thresholds=0.5, workspace=workspace)  # one path, not its characters
+    assert [r.image for r in one] == [str(faces[0])] and list(one[0].decisions) == list(one[0].probabilities >= 0.5)
+    with pytest.raises(ConfigError, match="needs a checkpoint"):
+        predict_photos([faces[0]])
 
 
 # ---- Same answers as the Upload page and as one photo at a time --------------------------------------
