@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -44,9 +44,6 @@ class FaceFraming:
     box_center_dx: float  # crop center minus box center, in box sides
     box_center_dy: float
     box_side_ratio: float  # crop side / box side
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 # Measured on 2,000 aligned CelebA train images by scripts/fit_face_framing.py (medians).
