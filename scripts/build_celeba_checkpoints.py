@@ -6,15 +6,14 @@ For each variant (the paper model, its two ablations, an RGB paper model): train
 partition (val partition for picking the best epoch), evaluate val and test, tune thresholds for F1
 on val and store them in the checkpoint, then copy the best checkpoint to
 checkpoints/celeba/NAME.safetensors and its predictions (no images) to
-checkpoints/celeba/runs/NAME/{val,test}. A summary with data counts, commands, times and metrics at
-0.5 and at the tuned thresholds goes to checkpoints/celeba/results.json (the model card's source).
+checkpoints/celeba/runs/NAME/{val,test}. A summary with data counts, commands, times and test metrics
+at 0.5 and at the tuned thresholds goes to checkpoints/celeba/results.json (in celeba_model.models.summary's
+format; the model card's source).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import shutil
 import sys
 import time
@@ -29,8 +28,9 @@ from celeba_model.data.index import load_index
 from celeba_model.evaluation.evaluate import EvalConfig, evaluate_checkpoint
 from celeba_model.evaluation.predictions import load_predictions
 from celeba_model.metrics.counts import attribute_metrics, summarize
+from celeba_model.models.summary import (AT_05, PAPER_FAMILY_FILE, TUNED, ModelRecord, OperatingPoint, read_summary,
+                                         train_command, write_summary)
 from celeba_model.training import TrainConfig, train
-from celeba_model.utils.fileio import atomic_write_text
 from celeba_model.workspace import REPO_ROOT
 
 # name -> training options. Paper defaults otherwise: batch 100, no class balancing, no augmentation.
@@ -42,16 +42,20 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def _metrics(predictions, thresholds) -> dict:
+def _figures(predictions, thresholds, report: dict | None = None, named: dict[str, float] | None = None) -> OperatingPoint:
+    """Test figures at ``thresholds`` (``named``: the same by attribute), with the 95% intervals of
+    ``report`` (an ``attribute_report`` at those thresholds) when given."""
     per = attribute_metrics(predictions.labels, predictions.probabilities, thresholds)
-    summary = summarize(per)
-    return {
-        "summary": {k: float(v) for k, v in summary.items()},
-        "per_attribute": {
+    return OperatingPoint(
+        summary={k: float(v) for k, v in summarize(per).items()},
+        per_attribute={
             a: {k: float(per[k][i]) for k in ("precision", "recall", "f1", "accuracy", "tp", "support")}
             for i, a in enumerate(predictions.attributes)
         },
-    }
+        summary_ci={k.removesuffix("_ci"): v for k, v in report["summary"].items() if k.endswith("_ci")} if report else {},
+        f1_ci={row["attribute"]: row["f1_ci"] for row in report["attributes"]} if report else {},
+        thresholds=named,
+    )
 
 
 def main() -> None:
@@ -65,10 +69,10 @@ def main() -> None:
 
     out_dir = REPO_ROOT / "checkpoints" / "celeba"
     out_dir.mkdir(parents=True, exist_ok=True)
-    results_path = out_dir / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {"variants": {}}
+    results_path = out_dir / PAPER_FAMILY_FILE
+    results = read_summary(results_path, missing_ok=True)
     index = load_index(args.data_roots)
-    results["data"] = {"roots": args.data_roots, **index.summary()}
+    results.data = {"roots": args.data_roots, **index.summary()}
     for name in args.only or list(VARIANTS):
         options = VARIANTS[name]
         run = Path(args.work) / name
@@ -76,9 +80,7 @@ def main() -> None:
             shutil.rmtree(run)
         config = TrainConfig(data_roots=args.data_roots, out=str(run), epochs=args.epochs, patience=args.patience,
                              progress=False, **options)
-        command = ("python -m celeba_model train " + " ".join(f"--data-root {shlex.quote(r)}" for r in args.data_roots)
-                   + f" --arch {options['arch']} --color {options['color']} --epochs {args.epochs}"
-                   + f" --patience {args.patience} --out {run}")
+        command = train_command(args.data_roots, {**options, "epochs": args.epochs, "patience": args.patience}, run)
         started = time.perf_counter()
         result = train(config)
         seconds = time.perf_counter() - started
@@ -95,23 +97,15 @@ def main() -> None:
         test = load_predictions(out_dir / "runs" / name / "test")
         tuned_values = np.array([tuned["thresholds"][a] for a in test.attributes])
         report = attribute_report(test, tuned_values, n_boot=1000)
-        results["variants"][name] = {
-            "options": options,
-            "command": command,
-            "train_seconds": seconds,
-            "epochs_run": result.epochs_run,
-            "best_epoch": result.best_epoch,
-            "best_val_macro_f1": result.best_val_macro_f1,
-            "thresholds": tuned["thresholds"],
-            "test_at_0.5": _metrics(test, 0.5),
-            "test_at_tuned": _metrics(test, tuned_values),
-            "test_tuned_ci": {
-                "summary": {k: report["summary"][k] for k in report["summary"] if k.endswith("_ci")},
-                "f1_ci": {r["attribute"]: r["f1_ci"] for r in report["attributes"]},
-            },
-        }
-        atomic_write_text(results_path, json.dumps(results, indent=2) + "\n")
-        s05 = results["variants"][name]["test_at_0.5"]["summary"]
+        record = ModelRecord(
+            name=name, checkpoint=shipped.name, arch=options["arch"], options=options, command=command,
+            train_seconds=seconds, epochs_run=result.epochs_run, best_epoch=result.best_epoch,
+            best_val_macro_f1=result.best_val_macro_f1,
+            test={AT_05: _figures(test, 0.5), TUNED: _figures(test, tuned_values, report, tuned["thresholds"])},
+        )
+        results.put(record)
+        write_summary(results_path, results)
+        s05 = record.test[AT_05].summary
         print(f"{name}: {seconds / 60:.1f} min, best epoch {result.best_epoch}, test macro-F1 at 0.5 "
               f"{s05['macro_f1']:.3f}, P/R/F {s05['macro_precision']:.3f}/{s05['macro_recall']:.3f}/{s05['paper_f']:.3f}",
               flush=True)

@@ -5,25 +5,25 @@
 Generates the 10,000-image demo (seed 0), trains the paper model, its two ablations (grayscale, as
 the paper) and an RGB paper model, tunes each one's thresholds for F1 on the val split, and copies
 each best checkpoint (weights + metadata, no optimizer state) to checkpoints/demo/NAME.safetensors.
-checkpoints/demo/manifest.json records the demo parameters the dashboard must regenerate to
-evaluate them on held-out people. Takes about 5 minutes on a 2-core CPU.
+checkpoints/demo/manifest.json (in celeba_model.models.summary's format) records how each was trained
+and the demo parameters the dashboard must regenerate to evaluate them on held-out people. Takes about
+5 minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
+import time
 from pathlib import Path
 
 from celeba_model.analysis.thresholds import save_thresholds_to_checkpoint, tune_run
-from celeba_model.catalogue import DEMO_CHECKPOINTS, DEMO_DATASET, DEMO_MANIFEST
+from celeba_model.catalogue import DEMO_CHECKPOINTS, DEMO_DATASET
 from celeba_model.data.demo import make_demo_dataset
 from celeba_model.data.index import load_index
 from celeba_model.evaluation.evaluate import EvalConfig, evaluate_checkpoint
-from celeba_model.models.checkpoint import load_checkpoint
+from celeba_model.models.summary import DEMO_MANIFEST, ModelRecord, ModelSummary, train_command, write_summary
 from celeba_model.training import TrainConfig, train
-from celeba_model.utils.fileio import atomic_write_text
 from celeba_model.workspace import REPO_ROOT, Workspace
 
 # name -> training options; the first three are the paper's ablation study, in grayscale as the paper.
@@ -46,26 +46,27 @@ def main() -> None:
     index = load_index([data])
     out_dir = REPO_ROOT / DEMO_CHECKPOINTS
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {"demo_dataset": DEMO_DATASET, "epochs": args.epochs, "checkpoints": {}}
-    for name, options in VARIANTS.items():
+    # The dashboard regenerates the demo dataset from these options (Catalogue.ensure_demo).
+    manifest = ModelSummary(data={"demo_dataset": DEMO_DATASET})
+    for name, variant in VARIANTS.items():
+        options = {**variant, "epochs": args.epochs}
         run = work / "runs" / name
         if run.exists():
             shutil.rmtree(run)
-        train(TrainConfig(data_roots=[str(data)], out=str(run), epochs=args.epochs, **options))
+        started = time.perf_counter()
+        result = train(TrainConfig(data_roots=[str(data)], out=str(run), **options))
+        seconds = time.perf_counter() - started
         val = evaluate_checkpoint(run / "best.safetensors", index, run / "val", EvalConfig(split="val"))
         save_thresholds_to_checkpoint(val, tune_run(val, "f1"), REPO_ROOT)
         target = out_dir / f"{name}.safetensors"
         shutil.copyfile(run / "best.safetensors", target)
-        meta = load_checkpoint(target).meta
-        manifest["checkpoints"][name] = {
-            "file": target.name,
-            "arch": options["arch"],
-            "color": options["color"],
-            "best_epoch": meta["training"]["best_epoch"],
-            "best_val_macro_f1": meta["training"]["best_val_macro_f1"],
-        }
-        print(f"{name}: best val macro-F1 {meta['training']['best_val_macro_f1']:.3f} -> {target}")
-    atomic_write_text(out_dir / DEMO_MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        manifest.put(ModelRecord(
+            name=name, checkpoint=target.name, arch=options["arch"], options=options,
+            command=train_command([str(data)], options, run), train_seconds=seconds, epochs_run=result.epochs_run,
+            best_epoch=result.best_epoch, best_val_macro_f1=result.best_val_macro_f1,
+        ))
+        print(f"{name}: best val macro-F1 {result.best_val_macro_f1:.3f} -> {target}")
+    write_summary(out_dir / DEMO_MANIFEST, manifest)
 
 
 if __name__ == "__main__":

@@ -5,22 +5,23 @@
 Each experiment is one `python -m celeba_model train ...` (printed before it runs) into
 runs/experiments/NAME, then `evaluate` on val and test (plain and with flip averaging), thresholds
 tuned for F1 on val and applied to test. A finished experiment is not retrained. The figures of all
-finished experiments go to runs/experiments/summary.json; `--table` prints them as the model card's
-experiments table. Every run is an ordinary run folder the dashboard can open and compare.
+finished experiments go to runs/experiments/summary.json (in celeba_model.models.summary's format);
+`--table` prints them as the model card's experiments table, and `--ship` copies them to
+checkpoints/celeba/experiments.json. Every run is an ordinary run folder the dashboard can open and compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from celeba_model.analysis.reports import experiment_rows, seed_spread
+from celeba_model.analysis.reports import SEED_RUNS_PREFIX, experiment_rows, seed_spread
 from celeba_model.analysis.thresholds import tune_run
 from celeba_model.catalogue import ship_artifact
 from celeba_model.data.index import load_index
@@ -30,8 +31,9 @@ from celeba_model.metrics.bootstrap import bootstrap_ci
 from celeba_model.metrics.counts import attribute_metrics, summarize
 from celeba_model.metrics.sweep import heldout_tuning_gain
 from celeba_model.models.checkpoint import update_checkpoint_meta
+from celeba_model.models.summary import (AT_05, EXPERIMENTS_FILE, TUNED, TUNED_FLIP, ModelRecord, ModelSummary,
+                                         OperatingPoint, TuningCheck, read_summary, train_command, write_summary)
 from celeba_model.training import TrainConfig, train
-from celeba_model.utils.fileio import atomic_write_text
 from celeba_model.workspace import REPO_ROOT
 
 PAPER = {"arch": "paper", "epochs": 30, "patience": 8}
@@ -61,22 +63,14 @@ EXPERIMENTS: dict[str, tuple[str, dict]] = {
 # The paper's ablation with several seeds (its setup: grayscale, no balancing, no augmentation).
 for _arch in ("paper", "no_conv3", "no_conv3_no_fc1"):
     for _seed in (0, 1, 2):
-        EXPERIMENTS[f"ablation_{_arch}_s{_seed}"] = (
+        EXPERIMENTS[f"{SEED_RUNS_PREFIX}{_arch}_s{_seed}"] = (
             f"paper ablation: {_arch}, seed {_seed}", {"arch": _arch, "epochs": 30, "patience": 8, "seed": _seed})
 
 OUT = REPO_ROOT / "runs" / "experiments"
+SHIPPED = REPO_ROOT / "checkpoints" / "celeba"
 
 
-def command(name: str, data_roots: list[str], options: dict) -> str:
-    flags = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        flags.append(flag if value is True else f"{flag} {value}")
-    roots = " ".join(f"--data-root {shlex.quote(r)}" for r in data_roots)
-    return f"python -m celeba_model train {roots} {' '.join(flags)} --out runs/experiments/{name}"
-
-
-def evaluate_run(name: str, index, run: Path) -> dict:
+def evaluate_run(name: str, index, run: Path) -> dict[str, OperatingPoint]:
     """Test figures at 0.5 and at val-tuned thresholds, with and without flip averaging."""
     figures = {}
     for flip in (False, True):
@@ -92,56 +86,50 @@ def evaluate_run(name: str, index, run: Path) -> dict:
         tuned = tune_run(artifacts["val"], "f1")
         test = artifacts["test"]
         thresholds = np.array([tuned["thresholds"][a] for a in test.attributes])
-        for label, t in (("0.5", 0.5), ("tuned", thresholds)):
+        for label, t in ((AT_05, 0.5), (TUNED, thresholds)):
             per = attribute_metrics(test.labels, test.probabilities, t)
             ci = bootstrap_ci(test.labels, test.probabilities, t, groups=test.identity, n_boot=1000)
-            figures[f"{label}{suffix}"] = {
-                "summary": {k: float(v) for k, v in summarize(per).items()},
-                "macro_f1_ci": [float(v) for v in ci["macro_f1"]],
-                "per_attribute": {a: {k: float(per[k][i]) for k in ("precision", "recall", "f1", "accuracy")}
-                                  for i, a in enumerate(test.attributes)},
-                "f1_ci": {a: [float(v) for v in ci["f1"][i]] for i, a in enumerate(test.attributes)},
-                "thresholds": None if label == "0.5" else tuned["thresholds"],
-            }
+            figures[f"{label}{suffix}"] = OperatingPoint(
+                summary={k: float(v) for k, v in summarize(per).items()},
+                summary_ci={"macro_f1": [float(v) for v in ci["macro_f1"]]},
+                per_attribute={a: {k: float(per[k][i]) for k in ("precision", "recall", "f1", "accuracy")}
+                               for i, a in enumerate(test.attributes)},
+                f1_ci={a: [float(v) for v in ci["f1"][i]] for i, a in enumerate(test.attributes)},
+                thresholds=None if label == AT_05 else tuned["thresholds"],
+            )
     return figures
 
 
-def run_experiment(name: str, data_roots: list[str], index) -> dict:
+def run_experiment(name: str, data_roots: list[str], index) -> ModelRecord:
     description, options = EXPERIMENTS[name]
     run = OUT / name
-    cmd = command(name, data_roots, options)
+    cmd = train_command(data_roots, options, f"runs/experiments/{name}")
     print(f"\n== {name}: {description}\n$ {cmd}", flush=True)
     started = time.perf_counter()
     resume = (run / "config.json").is_file()
     result = train(TrainConfig(data_roots=data_roots, out=str(run), progress=False, **options), resume=resume)
     seconds = time.perf_counter() - started
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return {
-        "description": description,
-        "options": options,
-        "command": cmd,
-        "train_seconds_this_call": seconds,
-        "train_seconds": sum(h["train_seconds"] for h in history),
-        "train_images_per_s": float(np.median([h["train_images_per_s"] for h in history])),
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "best_val_macro_f1": result.best_val_macro_f1,
-        "test": evaluate_run(name, index, run),
-        "tuning_check": tuning_check(name),
-    }
+    return ModelRecord(
+        name=name, checkpoint=None, arch=options["arch"], options=options, command=cmd,
+        train_seconds=sum(h["train_seconds"] for h in history), epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch, best_val_macro_f1=result.best_val_macro_f1, description=description,
+        train_images_per_s=float(np.median([h["train_images_per_s"] for h in history])),
+        last_call_wall_seconds=seconds, test=evaluate_run(name, index, run), tuning_check=tuning_check(name),
+    )
 
 
-def print_tables(results: dict) -> None:
+def print_tables(records: list[ModelRecord]) -> None:
     print("| experiment | what changes | train time | val macro-F1 | test macro-F1 at 0.5 [95% CI] | 0.5 + flip [95% CI] | "
           "tuned | tuned + flip | tuning on held-out val | mean accuracy (0.5 + flip) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for row in experiment_rows({n: r for n, r in results.items() if not n.startswith("ablation_")}):
+    for row in experiment_rows([r for r in records if not r.name.startswith(SEED_RUNS_PREFIX)]):
         ci, ci_flip = row["95% CI @0.5"], row["95% CI @0.5+flip"]
         print(f"| {row['experiment']} | {row['what changes']} | {row['train minutes']:.1f} min | {row['val macro-F1']:.3f} | "
               f"{row['macro-F1 @0.5']:.3f} [{ci[0]:.2f}-{ci[1]:.2f}] | {row['macro-F1 @0.5+flip']:.3f} "
               f"[{ci_flip[0]:.2f}-{ci_flip[1]:.2f}] | {row['macro-F1 tuned']:.3f} | {row['macro-F1 tuned+flip']:.3f} | "
               f"{row['tuning gain on held-out val']:+.3f} | {row['mean accuracy @0.5+flip']:.3f} |")
-    spread = seed_spread(results)
+    spread = seed_spread(records)
     if spread:
         print("\n| arch | seeds | test F at 0.5: mean ± std (min-max) | macro-F1: mean ± std | paper's F |")
         print("|---|---|---|---|---|")
@@ -150,13 +138,13 @@ def print_tables(results: dict) -> None:
                   f"{row['F max']:.3f}) | {row['macro-F1 mean']:.3f} ± {row['macro-F1 std']:.3f} | {row['published F']} |")
 
 
-def tuning_check(name: str) -> dict:
+def tuning_check(name: str) -> TuningCheck:
     """How much val-tuned thresholds gain on val people they were not tuned on (flip-averaged scores)."""
     val = load_predictions(OUT / name / "val-flip")
-    return heldout_tuning_gain(val.labels, val.probabilities, val.identity)
+    return TuningCheck(**heldout_tuning_gain(val.labels, val.probabilities, val.identity))
 
 
-def ship(name: str, as_name: str, results: dict) -> None:
+def ship(name: str, as_name: str, summary: ModelSummary) -> None:
     """Ship an experiment as checkpoints/celeba/AS_NAME.safetensors: its best weights, flip averaging
     (which the checkpoint then asks for) and its val/test predictions.
 
@@ -164,31 +152,33 @@ def ship(name: str, as_name: str, results: dict) -> None:
     (``tuning_check``), else 0.5. The test split plays no part in the choice.
     """
     run = OUT / name
-    shipped = REPO_ROOT / "checkpoints" / "celeba" / f"{as_name}.safetensors"
+    record = summary.get(name)
+    if record is None:
+        raise SystemExit(f"{name} has not been run (not in {OUT / 'summary.json'})")
+    shipped = SHIPPED / f"{as_name}.safetensors"
     check = tuning_check(name)
-    use_tuned = check["mean_gain"] > 0
-    print(f"{name}: val-tuned thresholds on held-out val people: macro-F1 {check['mean_gain']:+.4f} "
-          f"± {check['std_gain']:.4f}, better in {100 * check['share_improved']:.0f}% of {check['comparisons']} splits "
+    use_tuned = check.mean_gain > 0
+    print(f"{name}: val-tuned thresholds on held-out val people: macro-F1 {check.mean_gain:+.4f} "
+          f"± {check.std_gain:.4f}, better in {100 * check.share_improved:.0f}% of {check.comparisons} splits "
           f"-> shipping {'tuned thresholds' if use_tuned else '0.5'}")
     attributes = load_predictions(run / "val-flip").attributes
     if use_tuned:
-        thresholds = results[name]["test"]["tuned-flip"]["thresholds"]
+        thresholds = record.test[TUNED_FLIP].thresholds
         info = {"objective": "f1", "target": None, "source": f"runs/experiments/{name}/val-flip", "split": "val"}
     else:
         thresholds = {a: 0.5 for a in attributes}
         info = {"objective": "default", "target": None, "source": None, "split": None,
                 "why": "max-F1 thresholds tuned on half of the val people lost macro-F1 on the other half "
-                       f"(mean {check['mean_gain']:+.4f} over {check['comparisons']} splits)"}
+                       f"(mean {check.mean_gain:+.4f} over {check.comparisons} splits)"}
     shutil.copyfile(run / "best.safetensors", shipped)
     update_checkpoint_meta(shipped, {"thresholds": thresholds, "thresholds_info": info, "inference": {"flip_tta": True}})
     for split in ("val", "test"):
         ship_artifact(load_predictions(run / f"{split}-flip"), str(shipped.relative_to(REPO_ROOT)),
-                      REPO_ROOT / "checkpoints" / "celeba" / "runs" / as_name / split)
-    results[name]["tuning_check"] = check
-    results[name]["shipped_as"] = as_name  # the dashboard ranks shipped models by validation macro-F1
-    text = json.dumps(results, indent=2) + "\n"
-    atomic_write_text(OUT / "summary.json", text)  # so a later --ship keeps this one marked as shipped
-    atomic_write_text(REPO_ROOT / "checkpoints" / "celeba" / "experiments.json", text)
+                      SHIPPED / "runs" / as_name / split)
+    # Naming the checkpoint marks the record as shipped: the dashboard ranks shipped models by validation macro-F1.
+    summary.put(replace(record, checkpoint=shipped.name, tuning_check=check))
+    write_summary(OUT / "summary.json", summary)  # so a later --ship keeps this one marked as shipped
+    write_summary(SHIPPED / EXPERIMENTS_FILE, summary)
     print(f"Shipped {name} as {shipped}")
 
 
@@ -202,12 +192,12 @@ def main() -> None:
                         "the summary to checkpoints/celeba/experiments.json")
     args = parser.parse_args()
     summary_path = OUT / "summary.json"
-    results = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary = read_summary(summary_path, missing_ok=True)
     if args.table:
-        print_tables({n: results[n] for n in EXPERIMENTS if n in results})
+        print_tables([summary.get(n) for n in EXPERIMENTS if summary.get(n) is not None])
         return
     if args.ship:
-        ship(*args.ship, results)
+        ship(*args.ship, summary)
         return
     if not args.data_roots:
         parser.error("--data-root is required to run experiments")
@@ -216,10 +206,10 @@ def main() -> None:
         parser.error(f"unknown experiment(s): {', '.join(sorted(unknown))}")
     index = load_index(args.data_roots)
     for name in args.names or list(EXPERIMENTS):
-        results[name] = run_experiment(name, args.data_roots, index)
-        OUT.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(summary_path, json.dumps(results, indent=2) + "\n")
-        best = results[name]["test"]["tuned-flip"]["summary"]
+        record = run_experiment(name, args.data_roots, index)
+        summary.put(record)
+        write_summary(summary_path, summary)
+        best = record.test[TUNED_FLIP].summary
         print(f"{name}: test macro-F1 tuned+flip {best['macro_f1']:.3f}, mean accuracy {best['macro_accuracy']:.3f}", flush=True)
 
 
