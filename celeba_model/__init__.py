@@ -53,7 +53,7 @@ _API: dict[str, str] = {
     "ThresholdSweep": "celeba_model.metrics", "tune_thresholds": "celeba_model.metrics",
     # analysis
     "attribute_report": "celeba_model.analysis", "compare_runs": "celeba_model.analysis", "tune_run": "celeba_model.analysis",
-    "thresholds_for": "celeba_model.analysis", "stored_thresholds": "celeba_model.analysis",
+    "thresholds_for": "celeba_model.models", "stored_thresholds": "celeba_model.models",
     # photos
     "Predictor": "celeba_model.photo", "FaceDetector": "celeba_model.photo", "open_photo": "celeba_model.photo",
     "predict_photo": "celeba_model.photo",
@@ -105,15 +105,32 @@ def predict_photos(
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use
-    from .analysis import attribute_report, compare_runs, stored_thresholds, thresholds_for, tune_run
+    from .analysis import attribute_report, compare_runs, tune_run
     from .catalogue import Catalogue
     from .data import CelebAIndex, PreprocessConfig, load_index, open_image
     from .data.demo import make_demo_dataset
     from .errors import CelebAModelError
     from .evaluation import EvalConfig, Predictions, evaluate, evaluate_checkpoints, load_predictions
-    from .metrics import (ThresholdSweep, attribute_metrics, average_precision, bootstrap_ci, f1_scores, roc_auc,
-                          summarize, tune_thresholds)
-    from .models import Checkpoint, available_models, create_model, load_checkpoint, model_spec, save_checkpoint
+    from .metrics import (
+        ThresholdSweep,
+        attribute_metrics,
+        average_precision,
+        bootstrap_ci,
+        f1_scores,
+        roc_auc,
+        summarize,
+        tune_thresholds,
+    )
+    from .models import (
+        Checkpoint,
+        available_models,
+        create_model,
+        load_checkpoint,
+        model_spec,
+        save_checkpoint,
+        stored_thresholds,
+        thresholds_for,
+    )
     from .photo import FaceDetector, Predictor, open_photo, predict_photo
     from .training import TrainConfig, train
     from .workspace import Workspace

@@ -353,8 +353,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     import os
 
-    from .analysis.thresholds import default_thresholds, thresholds_for
     from .catalogue import Catalogue
+    from .models.thresholds import default_thresholds, thresholds_for
     from .photo.batch import PROGRESS_MIN_PHOTOS, PhotoBatchPredictor, expand_inputs, write_results
     from .photo.detection import FaceDetector
     from .photo.predictor import Predictor

@@ -17,17 +17,14 @@ import streamlit as st
 from PIL import Image
 
 from celeba_model.analysis.reports import attribute_report
-from celeba_model.analysis.thresholds import (
-    evaluated_checkpoint,
-    stored_thresholds,
-    thresholds_for,
-)
+from celeba_model.analysis.thresholds import evaluated_checkpoint
 from celeba_model.catalogue import Catalogue
 from celeba_model.data.crop import CropBox, crop_and_resize
 from celeba_model.data.images import ImageReadError, open_image
 from celeba_model.errors import CelebAModelError
 from celeba_model.evaluation.predictions import Predictions, load_predictions
 from celeba_model.metrics.sweep import ThresholdSweep
+from celeba_model.models.thresholds import stored_thresholds, thresholds_for
 from celeba_model.photo.detection import FaceDetector
 from celeba_model.photo.predictor import Predictor
 from celeba_model.workspace import (

@@ -28,8 +28,16 @@ from celeba_model.data.index import load_index
 from celeba_model.evaluation.evaluate import EvalConfig, evaluate_checkpoint
 from celeba_model.evaluation.predictions import load_predictions
 from celeba_model.metrics.counts import attribute_metrics, summarize
-from celeba_model.models.summary import (AT_05, PAPER_FAMILY_FILE, TUNED, ModelRecord, OperatingPoint, read_summary,
-                                         train_command, write_summary)
+from celeba_model.models.summary import (
+    AT_05,
+    PAPER_FAMILY_FILE,
+    TUNED,
+    ModelRecord,
+    OperatingPoint,
+    read_summary,
+    train_command,
+    write_summary,
+)
 from celeba_model.training import TrainConfig, train
 from celeba_model.workspace import REPO_ROOT
 

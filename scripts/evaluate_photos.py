@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from celeba_model.analysis.thresholds import default_thresholds
 from celeba_model.data.images import open_image
 from celeba_model.data.index import load_index
 from celeba_model.metrics.bootstrap import bootstrap_ci
 from celeba_model.metrics.counts import attribute_metrics, summarize
+from celeba_model.models.thresholds import default_thresholds
 from celeba_model.photo.detection import FaceDetector
 from celeba_model.photo.pipeline import open_photo, predict_photo
 from celeba_model.photo.predictor import Predictor

@@ -31,8 +31,19 @@ from celeba_model.metrics.bootstrap import bootstrap_ci
 from celeba_model.metrics.counts import attribute_metrics, summarize
 from celeba_model.metrics.sweep import heldout_tuning_gain
 from celeba_model.models.checkpoint import update_checkpoint_meta
-from celeba_model.models.summary import (AT_05, EXPERIMENTS_FILE, TUNED, TUNED_FLIP, ModelRecord, ModelSummary,
-                                         OperatingPoint, TuningCheck, read_summary, train_command, write_summary)
+from celeba_model.models.summary import (
+    AT_05,
+    EXPERIMENTS_FILE,
+    TUNED,
+    TUNED_FLIP,
+    ModelRecord,
+    ModelSummary,
+    OperatingPoint,
+    TuningCheck,
+    read_summary,
+    train_command,
+    write_summary,
+)
 from celeba_model.training import TrainConfig, train
 from celeba_model.workspace import REPO_ROOT
 

@@ -10,8 +10,18 @@ import pytest
 
 from celeba_model.catalogue import Catalogue
 from celeba_model.errors import ConfigError
-from celeba_model.models.summary import (AT_05, EXPERIMENTS_FILE, PAPER_FAMILY_FILE, SUMMARY_FORMAT, ModelRecord,
-                                         ModelSummary, OperatingPoint, TuningCheck, read_summary, write_summary)
+from celeba_model.models.summary import (
+    AT_05,
+    EXPERIMENTS_FILE,
+    PAPER_FAMILY_FILE,
+    SUMMARY_FORMAT,
+    ModelRecord,
+    ModelSummary,
+    OperatingPoint,
+    TuningCheck,
+    read_summary,
+    write_summary,
+)
 from celeba_model.workspace import ARTIFACT_FILE, REPO_ROOT, Workspace
 
 

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from celeba_model.analysis.thresholds import stored_thresholds
 from celeba_model.catalogue import Catalogue
+from celeba_model.models.thresholds import stored_thresholds
 from celeba_model.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]

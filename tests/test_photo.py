@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from celeba_model.analysis.thresholds import default_thresholds
 from celeba_model.data.images import open_image
 from celeba_model.data.index import CelebAWarning, load_index
 from celeba_model.metrics.counts import attribute_metrics, summarize
+from celeba_model.models.thresholds import default_thresholds
 from celeba_model.photo import (
     FACE_FRAMING,
     PHOTO_MAX_PIXELS,

@@ -21,10 +21,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from celeba_model.analysis.thresholds import stored_thresholds
 from celeba_model.cli import main
 from celeba_model.errors import ConfigError
 from celeba_model.models.checkpoint import update_checkpoint_meta
+from celeba_model.models.thresholds import stored_thresholds
 from celeba_model.photo import (
     PHOTO_EXTENSIONS,
     PHOTO_MAX_PIXELS,

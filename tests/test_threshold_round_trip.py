@@ -17,7 +17,6 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from celeba_model.analysis.thresholds import stored_thresholds
 from celeba_model.cli import main
 from celeba_model.models.checkpoint import (
     load_checkpoint,
@@ -25,6 +24,7 @@ from celeba_model.models.checkpoint import (
     save_checkpoint,
     update_checkpoint_meta,
 )
+from celeba_model.models.thresholds import stored_thresholds
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"

@@ -20,9 +20,10 @@ from ..metrics.counts import attribute_metrics, summarize
 from ..metrics.curves import average_precision, expected_calibration_error, roc_auc
 from ..metrics.paper_reference import PAPER_ABLATIONS, PAPER_AVERAGE, PAPER_TABLE
 from ..models.summary import AT_05, AT_05_FLIP, TUNED, TUNED_FLIP, ModelRecord
+from ..models.thresholds import CHECKPOINT, thresholds_for
 from ..utils.fileio import atomic_write_text
 from ..workspace import default_workspace_root
-from .thresholds import CHECKPOINT, evaluated_checkpoint, thresholds_for
+from .thresholds import evaluated_checkpoint
 
 SUMMARY_KEYS = ("macro_precision", "macro_recall", "macro_f1", "paper_f", "micro_f1", "macro_accuracy",
                 "macro_balanced_accuracy")

@@ -267,7 +267,7 @@ def predict_photos(
     for results as they come, run ``PhotoBatchPredictor.predict``.
     """
     # Imported here: the analysis package pulls in the metrics and scikit-learn (about a second).
-    from ..analysis.thresholds import default_thresholds, thresholds_for
+    from ..models.thresholds import default_thresholds, thresholds_for
     from ..workspace import default_workspace_root
 
     if checkpoint is None:

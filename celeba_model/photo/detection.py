@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.images import to_rgb
+
 # KEYPOINT_NAMES and FaceDetectorError are defined beside the backends (which fill and raise them)
 # and are part of this module's API too.
 from .backends import (

@@ -8,6 +8,7 @@ import numpy as np
 
 from .traits import RGB
 
+
 @dataclass(frozen=True)
 class Nuisance:
     """Random, label-free variation of one picture. Drawn up front in a fixed order so that two
