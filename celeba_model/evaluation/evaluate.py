@@ -162,3 +162,28 @@ def evaluate_checkpoints(
         check_replaceable(folder, read_checkpoint_meta(checkpoint)["weights_sha256"], options.overwrite)
     index = load_index(data_roots)
     return [evaluate_checkpoint(c, index, folder, options) for c, folder in zip(checkpoints, folders)]
+
+
+def evaluate(
+    checkpoint: str | Path,
+    data_roots: str | Path | Sequence[str | Path],
+    split: str = "test",
+    out: str | Path | None = None,
+    *,
+    flip_tta: bool | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    cache_dir: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    workspace_root: Path | None = None,
+) -> Predictions:
+    """Evaluate one checkpoint on one split and save the artifact (``python -m celeba_model evaluate``).
+
+    ``out`` defaults to ``WORKSPACE/runs/<checkpoint name>/<split>``; the returned ``Predictions``
+    is also on disk there. See ``evaluate_checkpoints`` for several checkpoints at once.
+    """
+    roots = [data_roots] if isinstance(data_roots, (str, Path)) else list(data_roots)
+    config = EvalConfig(split=split, batch_size=batch_size, flip_tta=flip_tta, device=device, cache_dir=cache_dir,
+                        progress=progress, overwrite=overwrite)
+    return evaluate_checkpoints([checkpoint], roots, out, config, workspace_root)[0]
