@@ -144,6 +144,13 @@ class Workspace:
             return "/".join(parts) + " (shipped)"
         return str(folder)
 
+    def related_runs(self, folder: Path) -> list[Path]:
+        """The runs of the same family as ``folder`` on the same split, ``folder`` first: the shipped
+        real-data runs, the demo's, or the workspace's own (``<family>/<checkpoint name>/<split>``)."""
+        folder = Path(folder)
+        same = [r for r in self.list_runs() if r.parent.parent == folder.parent.parent and r.name == folder.name]
+        return [folder] + [r for r in same if r != folder]
+
     def list_checkpoints(self) -> list[Path]:
         """Shipped checkpoints and the best checkpoint of every training run under runs/."""
         shipped = sorted(self.checkpoints_dir.rglob("*.safetensors")) if self.checkpoints_dir.is_dir() else []

@@ -54,3 +54,21 @@ def test_seed_spread_groups_seeds_by_architecture_beside_the_paper():
     assert (paper["F min"], paper["F max"]) == pytest.approx((0.71, 0.75))
     assert paper["published F"] == pytest.approx(0.668)
     assert rows["no_conv3"]["F std"] == 0.0  # one seed has no spread to report
+
+
+def test_the_displayed_table_holds_each_attribute_with_its_intervals_and_calibration():
+    from celeba_model.analysis.reports import attribute_report, report_table
+    from celeba_model.evaluation.predictions import Predictions
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=(200, 3)).astype(np.uint8)
+    scores = np.clip(labels * 0.6 + rng.random((200, 3)) * 0.5, 0, 1).astype(np.float32)
+    predictions = Predictions(scores, labels, np.arange(200).astype(str), np.arange(200).astype(str),
+                              np.arange(200) // 4, {"attributes": ["Bangs", "Male", "Young"], "split": "test"})
+    report = attribute_report(predictions, np.full(3, 0.5), n_boot=20)
+    table = report_table(report)
+    assert table["attribute"].tolist() == ["Bangs", "Male", "Young"]
+    row, first = table.iloc[0], report["attributes"][0]
+    assert row["TP/positives"] == f"{first['tp']}/{first['positives']}"
+    assert row["F1 95% CI"] == f"{first['f1_ci'][0]:.2f}-{first['f1_ci'][1]:.2f}"
+    assert row["ECE"] == pytest.approx(first["ece"]) and row["F1"] == pytest.approx(first["f1"])

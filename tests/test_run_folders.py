@@ -221,3 +221,17 @@ def test_a_full_disk_stops_training_with_one_line(celeba_factory, tmp_path, full
     err = capsys.readouterr().err
     assert "error: disk full: could not write" in err and "Traceback" not in err
     assert list((tmp_path / "run").iterdir()) == []  # no half-written file, no lock left behind
+
+
+def test_related_runs_are_the_same_family_on_the_same_split(tmp_path):
+    ws = Workspace(tmp_path)
+    folders = [tmp_path / p for p in ("checkpoints/celeba/runs/paper/test", "checkpoints/celeba/runs/attrnet/test",
+                                      "checkpoints/celeba/runs/paper/val", "runs/demo/paper/test", "runs/mine/test",
+                                      "runs/other/test")]
+    for folder in folders:
+        folder.mkdir(parents=True)
+        (folder / "predictions.npz").write_bytes(b"")
+    shipped, demo, mine = folders[0], folders[3], folders[4]
+    assert ws.related_runs(shipped) == [shipped, folders[1]]
+    assert ws.related_runs(demo) == [demo]
+    assert ws.related_runs(mine) == [mine, folders[5]]

@@ -108,6 +108,29 @@ def report_frame(report: dict) -> pd.DataFrame:
     return frame.drop(columns=["precision_ci", "recall_ci", "f1_ci"])
 
 
+def report_table(report: dict) -> pd.DataFrame:
+    """The per-attribute table as shown to people: counts, metrics with their 95% intervals, AP, ROC
+    AUC and calibration error, one row per attribute (``report_frame`` is the machine-readable form)."""
+    rows = report["attributes"]
+    return pd.DataFrame({
+        "attribute": [r["attribute"] for r in rows],
+        "threshold": [r["threshold"] for r in rows],
+        "TP/positives": [f"{r['tp']}/{r['positives']}" for r in rows],
+        "precision": [r["precision"] for r in rows],
+        "P 95% CI": [f"{r['precision_ci'][0]:.2f}-{r['precision_ci'][1]:.2f}" for r in rows],
+        "recall": [r["recall"] for r in rows],
+        "R 95% CI": [f"{r['recall_ci'][0]:.2f}-{r['recall_ci'][1]:.2f}" for r in rows],
+        "F1": [r["f1"] for r in rows],
+        "F1 95% CI": [f"{r['f1_ci'][0]:.2f}-{r['f1_ci'][1]:.2f}" for r in rows],
+        "accuracy": [r["accuracy"] for r in rows],
+        "balanced acc.": [r["balanced_accuracy"] for r in rows],
+        "support": [r["positives"] for r in rows],
+        "AP": [r["average_precision"] for r in rows],
+        "ROC AUC": [r["roc_auc"] for r in rows],
+        "ECE": [r["ece"] for r in rows],
+    })
+
+
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 

@@ -21,12 +21,9 @@ if not runs:
     st.stop()
 labels = {ui.run_label(r): r for r in runs}
 current = ui.current_run()
-split = ui.load_run(current).meta.get("split", "test") if current else "test"
-# Default: the ablation family of the current run (shipped real-data runs, or the demo's), same split.
-family = ui.run_label(current).split("/")[0] if current else "demo"
-default = [name for name in labels if name.startswith(f"{family}/") and f"/{split}" in name]
-if current is not None and ui.run_label(current) not in default:
-    default = [ui.run_label(current)] + default
+# Default: the current run and the others of its family (shipped real-data runs, the demo's, or the
+# workspace's own) on the same split.
+default = [ui.run_label(r) for r in ui.workspace().related_runs(current)] if current else []
 chosen = st.multiselect("Runs to compare (same attributes, ideally the same split)", list(labels), default=default,
                         key="ablation_runs")
 threshold_mode = st.radio("Thresholds", ["0.5", "checkpoint"], horizontal=True, key="ablation_thresholds",

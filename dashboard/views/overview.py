@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import ui
 
-from celeba_model.analysis.reports import report_frame
+from celeba_model.analysis.reports import report_frame, report_table
 from celeba_model.metrics.curves import reliability_curve
 from celeba_model.metrics.paper_reference import PAPER_AVERAGE, PAPER_TABLE
 
@@ -61,22 +61,7 @@ figure.update_layout(barmode="group", yaxis={"range": [0, 1.05], "title": "score
 st.plotly_chart(figure, key="overview_chart")
 
 st.subheader("Per attribute")
-table = pd.DataFrame({
-    "attribute": names,
-    "threshold": [r["threshold"] for r in rows],
-    "TP/positives": [f"{r['tp']}/{r['positives']}" for r in rows],
-    "precision": [r["precision"] for r in rows],
-    "P 95% CI": [f"{r['precision_ci'][0]:.2f}-{r['precision_ci'][1]:.2f}" for r in rows],
-    "recall": [r["recall"] for r in rows],
-    "R 95% CI": [f"{r['recall_ci'][0]:.2f}-{r['recall_ci'][1]:.2f}" for r in rows],
-    "F1": [r["f1"] for r in rows],
-    "F1 95% CI": [f"{r['f1_ci'][0]:.2f}-{r['f1_ci'][1]:.2f}" for r in rows],
-    "accuracy": [r["accuracy"] for r in rows],
-    "balanced acc.": [r["balanced_accuracy"] for r in rows],
-    "support": [r["positives"] for r in rows],
-    "AP": [r["average_precision"] for r in rows],
-    "ROC AUC": [r["roc_auc"] for r in rows],
-})
+table = report_table(report)
 st.dataframe(table.style.format(precision=3), hide_index=True, key="overview_table")
 
 st.subheader("The paper's table")
@@ -100,8 +85,8 @@ with st.expander("Calibration: are the probabilities honest?"):
                       text=[f"{int(c)} images" for c in curve["count"]])
     calib.update_layout(xaxis_title="mean predicted probability", yaxis_title="fraction positive", height=380)
     st.plotly_chart(calib, key="calibration_chart")
-    st.dataframe(pd.DataFrame({"attribute": names, "ECE": [r["ece"] for r in rows]}).style.format(precision=4),
-                 hide_index=True)
+    st.caption("The table's ECE column is each attribute's expected calibration error: the count-weighted mean gap "
+               "between mean probability and fraction positive over 10 bins.")
 
 frame = report_frame(report)
 left, right = st.columns(2)
