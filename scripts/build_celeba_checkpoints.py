@@ -39,6 +39,7 @@ from celeba_model.models.summary import (
     write_summary,
 )
 from celeba_model.training import TrainConfig, train
+from celeba_model.utils.logs import configure_logging
 from celeba_model.workspace import REPO_ROOT
 
 # name -> training options. Paper defaults otherwise: batch 100, no class balancing, no augmentation.
@@ -74,6 +75,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=sorted(VARIANTS), help="build only these variants")
     parser.add_argument("--work", default=str(REPO_ROOT / "runs" / "celeba-build"), help="folder for the training runs")
     args = parser.parse_args()
+    configure_logging()  # the training runs' epoch lines on stderr, as the CLI shows them
 
     out_dir = REPO_ROOT / "checkpoints" / "celeba"
     out_dir.mkdir(parents=True, exist_ok=True)

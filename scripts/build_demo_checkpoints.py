@@ -24,6 +24,7 @@ from celeba_model.data.index import load_index
 from celeba_model.evaluation.evaluate import EvalConfig, evaluate_checkpoint
 from celeba_model.models.summary import DEMO_MANIFEST, ModelRecord, ModelSummary, train_command, write_summary
 from celeba_model.training import TrainConfig, train
+from celeba_model.utils.logs import configure_logging
 from celeba_model.workspace import REPO_ROOT, Workspace
 
 # name -> training options; the first three are the paper's ablation study, in grayscale as the paper.
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--work", default=str(REPO_ROOT / "data" / "demo-build"), help="scratch folder for the training runs")
     args = parser.parse_args()
+    configure_logging()  # the training runs' epoch lines on stderr, as the CLI shows them
     work = Path(args.work)
     data = Workspace().demo_data  # the same folder the dashboard generates, so it is made once
     make_demo_dataset(data, **DEMO_DATASET)

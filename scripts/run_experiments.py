@@ -45,6 +45,7 @@ from celeba_model.models.summary import (
     write_summary,
 )
 from celeba_model.training import TrainConfig, train
+from celeba_model.utils.logs import configure_logging
 from celeba_model.workspace import REPO_ROOT
 
 PAPER = {"arch": "paper", "epochs": 30, "patience": 8}
@@ -202,6 +203,7 @@ def main() -> None:
                         help="copy experiment NAME to checkpoints/celeba/AS.safetensors with its predictions, and "
                         "the summary to checkpoints/celeba/experiments.json")
     args = parser.parse_args()
+    configure_logging()  # the training runs' epoch lines on stderr, as the CLI shows them
     summary_path = OUT / "summary.json"
     summary = read_summary(summary_path, missing_ok=True)
     if args.table:

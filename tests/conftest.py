@@ -103,7 +103,7 @@ def shared_root(name: str) -> Path:
 @pytest.fixture(scope="session")
 def trained_runs(demo_root, tmp_path_factory) -> dict[str, Path]:
     """The paper model and both ablations, briefly trained on the demo (32x32 RGB), by arch name."""
-    from celeba_model.training.train import TrainConfig, train
+    from celeba_model.training import TrainConfig, train
 
     base = tmp_path_factory.mktemp("runs")
     runs = {}

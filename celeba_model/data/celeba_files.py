@@ -93,7 +93,6 @@ class AttributeTable:
     files: list[str]
     names: list[str]
     labels: np.ndarray  # (N, len(names)) uint8, 1 = attribute present
-    declared_count: int
 
 
 @contextmanager
@@ -159,7 +158,7 @@ def _parse_attribute_file(path: Path) -> AttributeTable:
             f"{path}:1: the count line declares {declared:,} images but the file lists {len(files):,} image rows"
         )
     positive = _check_values(path, lines, rows, line_numbers, names)
-    return AttributeTable(files=files, names=names, labels=positive.astype(np.uint8), declared_count=declared)
+    return AttributeTable(files=files, names=names, labels=positive.astype(np.uint8))
 
 
 def _check_values(
