@@ -12,27 +12,20 @@ the time of each page switch and of a threshold-slider move until the metrics sh
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
-
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # dashboard.server, run as `python bench/bench_dashboard.py`
+    sys.path.insert(0, str(REPO))
+
+from dashboard.server import chromium, dashboard_server  # noqa: E402
+
 HEADINGS = {"Overview": "Overview", "Thresholds": "Thresholds", "Ablations": "Ablations",
             "Misclassified": "Misclassified examples", "Upload": "Upload an image"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -47,23 +40,11 @@ def main() -> None:
             from celeba_model.workspace import Workspace
 
             Catalogue(Workspace(workspace)).ensure_demo()
-        port = _free_port()
-        env = {**os.environ, "CELEBA_WORKSPACE": str(workspace), "CELEBA_DASHBOARD_TIMING": "1"}
         server_log = open(workspace / "server.log", "w")
         started = time.perf_counter()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
-             "--server.headless", "true"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=server_log)
         try:
-            url = f"http://127.0.0.1:{port}"
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+            with dashboard_server(workspace, server_log, env={"CELEBA_DASHBOARD_TIMING": "1"}) as url, \
+                    chromium() as browser:
                 page = browser.new_page(viewport={"width": 1500, "height": 1100})
                 page.set_default_timeout(300_000)
                 page.goto(url)
@@ -93,10 +74,7 @@ def main() -> None:
                 runs = [line.split()[1:] for line in (workspace / "server.log").read_text().splitlines()
                         if line.startswith("page-timing")]
                 print("server-side page script runs (s): " + ", ".join(f"{name} {float(t):.2f}" for name, t in runs))
-                browser.close()
         finally:
-            server.terminate()
-            server.wait(timeout=15)
             server_log.close()
 
 

@@ -18,62 +18,22 @@ whose images are in the workspace; the Upload page gets the first demo image unl
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+if str(REPO) not in sys.path:  # dashboard.server, run as `python scripts/screenshots.py`
+    sys.path.insert(0, str(REPO))
+
+from dashboard.server import chromium, dashboard_server  # noqa: E402
+
 HEADINGS = {"Overview": "Overview", "Thresholds": "Thresholds", "Ablations": "Ablations",
             "Misclassified": "Misclassified examples", "Upload": "Upload an image"}
 MISCLASSIFIED_RUN = "demo/paper/test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(workspace: Path, port: int, log_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "CELEBA_WORKSPACE": str(workspace)}
-    env.pop("CELEBA_ROOT", None)  # the pages as a fresh `make run` shows them
-    log = log_path.open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-
-
-def wait_for_server(process: subprocess.Popen, url: str, log_path: Path, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                return
-        except OSError:
-            if process.poll() is not None or time.time() > deadline:
-                raise SystemExit(f"streamlit did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()  # our own server, by its own PID
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def wait_idle(page) -> None:
@@ -166,21 +126,14 @@ def main(argv: list[str] | None = None) -> int:
                         "the first page of a fresh workspace builds the demo)")
     args = parser.parse_args(argv)
 
-    from playwright.sync_api import sync_playwright
-
     workspace = args.workspace.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(tmp) / "streamlit.log"
-        process = start_server(workspace, port, log_path)
-        print(f"streamlit (pid {process.pid}) on {url}, workspace {workspace}")
-        try:
-            wait_for_server(process, url, log_path, timeout=120)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(args.chromium), headless=True, args=CHROMIUM_ARGS)
-                try:
+        with log_path.open("wb") as log:
+            try:
+                with dashboard_server(workspace, log, timeout=120) as url, chromium(args.chromium) as browser:
+                    print(f"streamlit on {url}, workspace {workspace}")
                     context = browser.new_context(viewport={"width": args.width, "height": args.height})
                     page = context.new_page()
                     page.set_default_timeout(args.timeout * 1000)
@@ -194,13 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                     ablations(page, args.out)
                     misclassified(page, args.out)
                     upload(page, args.out, image)
-                finally:
-                    browser.close()
-        except Exception:
-            print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
-            raise
-        finally:
-            stop_server(process)
+            except Exception:
+                print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
+                raise
     return 0
 
 

@@ -73,25 +73,6 @@ def cache_dir(tmp_path) -> Path:
     return tmp_path / "cache"
 
 
-def wait_for_streamlit(process, url: str, timeout: float = 90) -> None:
-    """Wait until the streamlit server ``process`` answers its health check at ``url``, or fail the test
-    with what it printed."""
-    import time
-    import urllib.request
-
-    deadline = time.time() + timeout
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                return
-        except OSError:
-            if process.poll() is not None or time.time() > deadline:
-                output = process.stdout.read() if process.stdout else ""
-                output = output.decode(errors="replace") if isinstance(output, bytes) else output
-                pytest.fail(f"streamlit did not start:\n{output[-3000:]}")
-            time.sleep(0.5)
-
-
 def shared_root(name: str) -> Path:
     """A folder of ../shared, or skip the test with the reason."""
     path = SHARED / name

@@ -5,22 +5,16 @@ Screenshots of each page go to artifacts/screenshots/ (git-ignored).
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from celeba_model.catalogue import Catalogue
 from celeba_model.workspace import Workspace
-
-from .conftest import wait_for_streamlit
+from dashboard.server import CHROMIUM, chromium, dashboard_server
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
@@ -28,46 +22,17 @@ if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium'; .ci/run installs it)", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(dashboard_workspace):
     Catalogue(Workspace(dashboard_workspace)).ensure_demo()  # normally done by the AppTest first start already
-    port = _free_port()
-    env = {**os.environ, "CELEBA_WORKSPACE": str(dashboard_workspace)}
-    env.pop("CELEBA_ROOT", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_streamlit(process, url)
+    with dashboard_server(dashboard_workspace) as url:
         yield url
-    finally:
-        process.terminate()  # our own server, by its own PID
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
+    with chromium(CHROMIUM) as browser:
         yield browser
-        browser.close()
 
 
 def _open_tab(browser, server):

@@ -13,16 +13,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from .conftest import wait_for_streamlit
+from dashboard.server import free_port, wait_until_up
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _outside_address() -> str | None:
@@ -38,13 +32,13 @@ def _outside_address() -> str | None:
 
 def test_make_run_listens_on_localhost_only(tmp_path):
     outside = _outside_address()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CELEBA_WORKSPACE": str(tmp_path)}
     # The repository's .streamlit/config.toml applies, as with `make run` (no --server.address given).
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for_streamlit(process, f"http://127.0.0.1:{port}")
+        wait_until_up(process, f"http://127.0.0.1:{port}")
         if outside is not None:
             with pytest.raises(OSError):
                 urllib.request.urlopen(f"http://{outside}:{port}/_stcore/health", timeout=2)
