@@ -147,9 +147,9 @@ def test_read_checkpoint_meta_reads_the_header_only(tmp_path, monkeypatch):
     # No tensor is loaded: the safetensors loader is never called.
     monkeypatch.setattr("celeba_model.models.checkpoint.load_safetensors", lambda *_: pytest.fail("tensors loaded"))
     got = read_checkpoint_meta(path)
-    assert got["meta"]["thresholds"] == {"Male": 0.4}
-    assert got["meta"]["attributes"] == meta["attributes"]
-    assert got["weights_sha256"] == recorded_weights_digest(path)
+    assert got.meta["thresholds"] == {"Male": 0.4}
+    assert got.meta["attributes"] == meta["attributes"]
+    assert got.weights_sha256 == recorded_weights_digest(path)
 
 
 def test_read_checkpoint_meta_refuses_bad_files_naming_them(tmp_path):

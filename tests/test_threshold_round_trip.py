@@ -74,7 +74,7 @@ def test_readme_threshold_sequence_reports_with_the_thresholds_just_tuned(user_w
 
 
 def _attributes(checkpoint: Path) -> list[str]:
-    return read_checkpoint_meta(checkpoint)["meta"]["attributes"]
+    return read_checkpoint_meta(checkpoint).meta["attributes"]
 
 
 def test_dashboard_uses_the_thresholds_tuned_after_the_evaluation(user_workspace, demo_root, monkeypatch):

@@ -84,7 +84,7 @@ def evaluated_checkpoint(predictions: Predictions, workspace_root: Path | None =
             f"{where} was made by {path}, which is no longer there (moved or deleted); evaluate the checkpoint "
             "again where it is now, or give the thresholds as a number or a thresholds JSON file"
         )
-    current = read_checkpoint_meta(path)["weights_sha256"]
+    current = read_checkpoint_meta(path).weights_sha256
     if current != recorded["weights_sha256"]:
         raise ConfigError(
             f"{path} has different weights from the model evaluated in {where} (weights digest "
@@ -107,9 +107,9 @@ def save_thresholds_to_checkpoint(
     path = Path(checkpoint) if checkpoint is not None else evaluated_checkpoint(predictions, workspace_root)
     header = read_checkpoint_meta(path)
     expected = predictions.meta.get("checkpoint", {}).get("weights_sha256")
-    if expected and header["weights_sha256"] != expected:
+    if expected and header.weights_sha256 != expected:
         raise ConfigError(f"{path} has different weights from the model evaluated in {predictions.folder}; re-evaluate it first")
-    attributes = header["meta"].get("attributes")
+    attributes = header.meta.get("attributes")
     if attributes != predictions.attributes:
         raise ConfigError(f"{path} predicts {attributes}, the thresholds are for {predictions.attributes}")
     values = {a: float(result["thresholds"][a]) for a in predictions.attributes}

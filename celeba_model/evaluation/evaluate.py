@@ -159,7 +159,7 @@ def evaluate_checkpoints(
         raise ConfigError("No checkpoint given")
     folders = output_folders(checkpoints, out, options, default_workspace_root(workspace_root))
     for checkpoint, folder in zip(checkpoints, folders):
-        check_replaceable(folder, read_checkpoint_meta(checkpoint)["weights_sha256"], options.overwrite)
+        check_replaceable(folder, read_checkpoint_meta(checkpoint).weights_sha256, options.overwrite)
     index = load_index(data_roots)
     return [evaluate_checkpoint(c, index, folder, options) for c, folder in zip(checkpoints, folders)]
 

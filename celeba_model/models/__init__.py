@@ -15,6 +15,7 @@ from . import convnets, paper_cnn  # noqa: F401
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
+    CheckpointHeader,
     load_checkpoint,
     read_checkpoint_meta,
     recorded_weights_digest,
@@ -28,7 +29,7 @@ from .summary import ModelRecord, ModelSummary, OperatingPoint, TuningCheck, rea
 from .thresholds import StoredThresholds, default_thresholds, store_thresholds, stored_thresholds, thresholds_for
 
 __all__ = [
-    "Checkpoint", "CheckpointError", "ConvNet", "ConvNetConfig", "ModelRecord", "ModelSpec", "ModelSummary",
+    "Checkpoint", "CheckpointError", "CheckpointHeader", "ConvNet", "ConvNetConfig", "ModelRecord", "ModelSpec", "ModelSummary",
     "OperatingPoint", "PaperCNN", "PaperCNNConfig", "TuningCheck", "available_models", "count_parameters",
     "create_model", "load_checkpoint", "model_spec", "read_checkpoint_meta", "read_summary",
     "recorded_weights_digest", "register", "save_checkpoint", "update_checkpoint_meta", "write_summary",

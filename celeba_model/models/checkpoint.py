@@ -162,11 +162,19 @@ def recorded_weights_digest(path: str | Path) -> str | None:
         return None
 
 
-def read_checkpoint_meta(path: str | Path) -> dict:
+@dataclass(frozen=True)
+class CheckpointHeader:
+    """What a checkpoint file says about itself without loading its tensors."""
+
+    meta: dict  # architecture, attributes, preprocessing, training history, thresholds, ...
+    weights_sha256: str | None  # the digest recorded for its tensors: which weights these are
+
+
+def read_checkpoint_meta(path: str | Path) -> CheckpointHeader:
     """A checkpoint's metadata and recorded weights digest, from the safetensors header only.
 
     No tensor is read or verified, so this is cheap enough for every dashboard rerun; use
-    ``load_checkpoint`` when the weights matter. Returns ``{"meta": dict, "weights_sha256": str | None}``.
+    ``load_checkpoint`` when the weights matter.
     """
     path = Path(path)
     if not path.is_file():
@@ -188,7 +196,7 @@ def read_checkpoint_meta(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: the metadata is not a JSON object ({err})") from err
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: the metadata is not a JSON object (found {type(meta).__name__})")
-    return {"meta": meta, "weights_sha256": with_meta.get("tensors_sha256")}
+    return CheckpointHeader(meta=meta, weights_sha256=with_meta.get("tensors_sha256"))
 
 
 def _read_file_header_metadata(path: Path) -> dict:

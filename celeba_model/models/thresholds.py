@@ -44,7 +44,7 @@ def stored_thresholds(checkpoint: str | Path, workspace_root: Path | None = None
     """The tuned thresholds kept for a checkpoint, read now: the workspace's override for its weights
     if there is one, else the thresholds in its metadata; None when neither exists."""
     header = read_checkpoint_meta(checkpoint)
-    digest = header["weights_sha256"]
+    digest = header.weights_sha256
     override = find_threshold_override(default_workspace_root(workspace_root), digest)
     if override is not None:
         try:
@@ -53,10 +53,10 @@ def stored_thresholds(checkpoint: str | Path, workspace_root: Path | None = None
             raise ConfigError(f"{override}: unreadable thresholds override ({err}); delete it or tune again") from err
         if isinstance(data, dict) and data.get("weights_sha256") == digest and isinstance(data.get("thresholds"), dict):
             return StoredThresholds(data["thresholds"], override, data.get("thresholds_info", {}))
-    values = header["meta"].get("thresholds")
+    values = header.meta.get("thresholds")
     if not values:
         return None
-    return StoredThresholds(values, Path(checkpoint), header["meta"].get("thresholds_info", {}))
+    return StoredThresholds(values, Path(checkpoint), header.meta.get("thresholds_info", {}))
 
 
 def store_thresholds(checkpoint: str | Path, values: Mapping[str, float], info: dict,
@@ -69,7 +69,7 @@ def store_thresholds(checkpoint: str | Path, values: Mapping[str, float], info: 
     """
     workspace_root = default_workspace_root(workspace_root)
     header = read_checkpoint_meta(checkpoint)
-    digest = header["weights_sha256"]
+    digest = header.weights_sha256
     values = {a: float(v) for a, v in values.items()}
     override = find_threshold_override(workspace_root, digest)
     if is_protected_checkpoint(checkpoint, workspace_root):
