@@ -46,7 +46,6 @@ MODEL_NAME = "face_detection_short_range.tflite"
 MEDIAPIPE_VERSION = "0.10.21"
 PATH_IN_WHEEL = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
 PINS = ["numpy<2", "protobuf<5"]
-NORM_MEAN, NORM_STD = 127.5, 127.5
 
 # Runs inside the throwaway venv (mediapipe 0.10.21). argv: output model path, output JSON path, "rewrite"|"keep".
 _INSIDE_VENV = r'''

@@ -244,8 +244,3 @@ def scan_images(image_dir: Path) -> ImageListing:
             elif is_broken:
                 broken.append(entry.name)
     return ImageListing(found=found, broken=sorted(broken))
-
-
-def list_images(image_dir: Path) -> dict[str, str]:
-    """Map each image's stem to its file name (broken links left out); see ``scan_images``."""
-    return scan_images(image_dir).found
