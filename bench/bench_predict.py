@@ -55,7 +55,7 @@ def main() -> None:
             options["batch_size"] = args.batch_size
         batch = PhotoBatchPredictor(predictor, **options)
         print(f"{len(photos)} photos from {where}; {checkpoint} (flip averaging "
-              f"{'on' if predictor.flip_tta else 'off'}); {batch.workers} workers, batches of {batch.batch_size}")
+              f"{'on' if predictor.flip_tta else 'off'}); {batch.framer.workers} workers, batches of {batch.batch_size}")
         list(batch.predict(photos[:50]))  # warm-up: torch's kernels, file cache
         rates = []
         for _ in range(args.repeat):

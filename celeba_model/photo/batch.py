@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import CelebAModelError, ConfigError
 from .detection import FaceDetector
@@ -74,7 +75,7 @@ class PhotoResult:
 @dataclass
 class _Prepared:
     result: PhotoResult
-    pixels: np.ndarray | None = None  # the model input, HxWxC uint8
+    pixels: object | None = None  # what to_input made of the framed face (a model input, HxWxC uint8)
 
 
 def expand_inputs(arguments: Iterable[str | Path]) -> Iterator[PhotoInput]:
@@ -113,6 +114,99 @@ def _folder_photos(folder: Path, label: str) -> Iterator[PhotoInput]:
     yield from (PhotoInput(p) for p in photos)
 
 
+class PhotoFramer:
+    """Opens, detects and frames photos in worker threads, in input order (see the module docstring).
+
+    ``to_input(face_image)`` turns each framed face into what the caller needs (the model input of
+    one checkpoint, or of several). ``workers``: threads (default: the CPUs this process may use);
+    ``max_pending``: photos in flight at most. ``detector_factory`` makes each worker's detector
+    (default: the shipped mediapipe model, quiet).
+    """
+
+    def __init__(
+        self,
+        *,
+        whole_image_if_no_face: bool = False,
+        workers: int | None = None,
+        max_pending: int = 64,
+        detector_factory: Callable[[], FaceDetector] = FaceDetector,
+    ) -> None:
+        self.whole_image_if_no_face = whole_image_if_no_face
+        self.workers = max(1, workers or _usable_cpus())
+        self.max_pending = max(1, max_pending)
+        self.detector_factory = detector_factory
+        self._local = threading.local()
+        self._detectors: list[FaceDetector] = []
+        self._detectors_lock = threading.Lock()
+
+    def frame(self, inputs: Iterable[PhotoInput | str | Path], to_input: Callable[[Image.Image], object]
+              ) -> Iterator[tuple[PhotoResult, object | None]]:
+        """(result, input) per photo, in input order; input is None for a photo that cannot be used."""
+        queue: deque[Future[_Prepared] | _Prepared] = deque()
+        items = iter(inputs)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="photo") as pool:
+            try:
+                while True:
+                    # Keep the workers busy while the caller waits for the oldest photo or runs the model.
+                    while len(queue) < self.max_pending and (item := next(items, None)) is not None:
+                        queue.append(self._submit(pool, item, to_input))
+                    if not queue:
+                        break
+                    head = queue.popleft()
+                    prepared = head.result() if isinstance(head, Future) else head
+                    yield prepared.result, prepared.pixels
+            finally:
+                for pending in queue:  # the caller stopped early: do not open the rest
+                    if isinstance(pending, Future):
+                        pending.cancel()
+                pool.shutdown(wait=True)
+                self._close_detectors()
+
+    def _submit(self, pool: ThreadPoolExecutor, item: PhotoInput | str | Path,
+                to_input: Callable[[Image.Image], object]) -> Future[_Prepared] | _Prepared:
+        item = item if isinstance(item, PhotoInput) else PhotoInput(str(item))
+        if item.error is not None:
+            return _Prepared(PhotoResult(item.path, error=item.error))
+        return pool.submit(self._prepare, item.path, to_input)
+
+    def _prepare(self, path: str, to_input: Callable[[Image.Image], object]) -> _Prepared:
+        """Open, detect and frame one photo (in a worker thread); errors become results."""
+        try:
+            image = open_photo(path, name=path)
+            framed = frame_photo(image, self._detector(), self.whole_image_if_no_face)
+            if framed.face_image is None:
+                return _Prepared(PhotoResult(path, error=f"{path}: {NO_FACE}"))
+            face = None
+            if framed.face is not None:
+                # Boxes in the file's own (upright) pixels, not in those of the shrunk copy detected on.
+                width, height = image.info.get("source_size", image.size)
+                sx, sy = width / image.width, height / image.height
+                f = framed.face
+                face = (round(f.left * sx, 1), round(f.top * sy, 1), round(f.width * sx, 1), round(f.height * sy, 1))
+            return _Prepared(PhotoResult(path, face=face, used_whole_image=framed.used_whole_image,
+                                         faces_found=len(framed.faces)), to_input(framed.face_image))
+        except CelebAModelError as err:
+            return _Prepared(PhotoResult(path, error=str(err)))
+        except Exception as err:  # noqa: BLE001 - one odd file (a decoder bug) must not stop the others
+            return _Prepared(PhotoResult(path, error=f"{path}: could not be processed ({type(err).__name__}: {err})"))
+
+    def _detector(self) -> FaceDetector:
+        """This worker thread's own detector (mediapipe's are not thread-safe)."""
+        detector = getattr(self._local, "detector", None)
+        if detector is None:
+            detector = self._local.detector = self.detector_factory()
+            with self._detectors_lock:
+                self._detectors.append(detector)
+        return detector
+
+    def _close_detectors(self) -> None:
+        with self._detectors_lock:
+            detectors, self._detectors = self._detectors, []
+        for detector in detectors:
+            detector.close()
+        self._local = threading.local()
+
+
 class PhotoBatchPredictor:
     """Predicts many photo files with one model, in parallel and in batches (see the module docstring).
 
@@ -136,84 +230,22 @@ class PhotoBatchPredictor:
         detector_factory: Callable[[], FaceDetector] = FaceDetector,
     ) -> None:
         self.predictor = predictor
-        self.whole_image_if_no_face = whole_image_if_no_face
-        self.workers = max(1, workers or _usable_cpus())
         self.batch_size = max(1, batch_size)
-        self.max_pending = max_pending or 4 * self.batch_size
         self.torch_threads = torch_threads
-        self.detector_factory = detector_factory
-        self._local = threading.local()
-        self._detectors: list[FaceDetector] = []
-        self._detectors_lock = threading.Lock()
+        self.framer = PhotoFramer(whole_image_if_no_face=whole_image_if_no_face, workers=workers,
+                                  max_pending=max_pending or 4 * self.batch_size, detector_factory=detector_factory)
 
     def predict(self, inputs: Iterable[PhotoInput | str | Path]) -> Iterator[PhotoResult]:
         """One result per input, in input order, yielded as soon as its batch is predicted."""
-        queue: deque[Future[_Prepared] | _Prepared] = deque()
-        items = iter(inputs)
         batch: list[_Prepared] = []
-        with self._torch_threads(), ThreadPoolExecutor(self.workers, thread_name_prefix="photo") as pool:
-            try:
-                while True:
-                    # Keep the workers busy while this thread waits for the oldest photo or runs the model.
-                    while len(queue) < self.max_pending and (item := next(items, None)) is not None:
-                        queue.append(self._submit(pool, item))
-                    if not queue:
-                        break
-                    head = queue.popleft()
-                    batch.append(head.result() if isinstance(head, Future) else head)
-                    if len(batch) >= self.batch_size or not queue:
-                        yield from self._finish(batch)
-                        batch = []
-            finally:
-                for pending in queue:  # the caller stopped early: do not open the rest
-                    if isinstance(pending, Future):
-                        pending.cancel()
-                pool.shutdown(wait=True)
-                self._close_detectors()
-
-    def _submit(self, pool: ThreadPoolExecutor, item: PhotoInput | str | Path) -> Future[_Prepared] | _Prepared:
-        item = item if isinstance(item, PhotoInput) else PhotoInput(str(item))
-        if item.error is not None:
-            return _Prepared(PhotoResult(item.path, error=item.error))
-        return pool.submit(self._prepare, item.path)
-
-    def _prepare(self, path: str) -> _Prepared:
-        """Open, detect and frame one photo (in a worker thread); errors become results."""
-        try:
-            image = open_photo(path, name=path)
-            framed = frame_photo(image, self._detector(), self.whole_image_if_no_face)
-            if framed.face_image is None:
-                return _Prepared(PhotoResult(path, error=f"{path}: {NO_FACE}"))
-            face = None
-            if framed.face is not None:
-                # Boxes in the file's own (upright) pixels, not in those of the shrunk copy detected on.
-                width, height = image.info.get("source_size", image.size)
-                sx, sy = width / image.width, height / image.height
-                f = framed.face
-                face = (round(f.left * sx, 1), round(f.top * sy, 1), round(f.width * sx, 1), round(f.height * sy, 1))
-            pixels = self.predictor.model_input(framed.face_image, WHOLE_IMAGE)
-            return _Prepared(PhotoResult(path, face=face, used_whole_image=framed.used_whole_image,
-                                         faces_found=len(framed.faces)), pixels)
-        except CelebAModelError as err:
-            return _Prepared(PhotoResult(path, error=str(err)))
-        except Exception as err:  # noqa: BLE001 - one odd file (a decoder bug) must not stop the others
-            return _Prepared(PhotoResult(path, error=f"{path}: could not be processed ({type(err).__name__}: {err})"))
-
-    def _detector(self) -> FaceDetector:
-        """This worker thread's own detector (mediapipe's are not thread-safe)."""
-        detector = getattr(self._local, "detector", None)
-        if detector is None:
-            detector = self._local.detector = self.detector_factory()
-            with self._detectors_lock:
-                self._detectors.append(detector)
-        return detector
-
-    def _close_detectors(self) -> None:
-        with self._detectors_lock:
-            detectors, self._detectors = self._detectors, []
-        for detector in detectors:
-            detector.close()
-        self._local = threading.local()
+        with torch_threads(self.torch_threads):
+            framed = self.framer.frame(inputs, lambda face: self.predictor.model_input(face, WHOLE_IMAGE))
+            for result, pixels in framed:
+                batch.append(_Prepared(result, pixels))
+                if len(batch) >= self.batch_size:
+                    yield from self._finish(batch)
+                    batch = []
+            yield from self._finish(batch)
 
     def _finish(self, batch: list[_Prepared]) -> Iterator[PhotoResult]:
         """Run the model on the batch's usable photos and yield every result in order."""
@@ -226,18 +258,19 @@ class PhotoBatchPredictor:
         for prepared in batch:
             yield prepared.result
 
-    @contextmanager
-    def _torch_threads(self) -> Iterator[None]:
-        """torch's intra-op threads set for the run and restored after (the setting is process-wide)."""
-        if self.torch_threads is None:
-            yield
-            return
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.torch_threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op threads set for the block and restored after (the setting is process-wide)."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _usable_cpus() -> int:
