@@ -82,6 +82,9 @@ def evaluate_checkpoint(
     if len(rows) == 0:
         raise ConfigError(f"The {options.split} split of {', '.join(index.roots)} has no readable images")
     labels = index.attribute_labels(checkpoint.attributes, rows)
+    # All 40 labels go along for slices by any attribute, unless a root lacks some column (-1 there).
+    every_label = index.labels[rows]
+    celeba_labels = every_label.astype(np.uint8) if (every_label >= 0).all() else None
     batch_size = options.batch_size or default_eval_batch_size(device)
     flip_tta = options.flip_tta if options.flip_tta is not None else checkpoint.meta.get("inference", {}).get("flip_tta", False)
 
@@ -136,6 +139,7 @@ def evaluate_checkpoint(
         identity=index.identity[rows],
         meta=meta,
         folder=Path(out),
+        celeba_labels=celeba_labels,
     )
     if info.is_main:
         save_predictions(out, predictions)

@@ -5,7 +5,10 @@ One evaluation is one folder holding:
 - ``predictions.npz`` (authoritative, written atomically, loads without pickle):
   ``probabilities`` (N, A) float32 sigmoid outputs; ``labels`` (N, A) uint8 ground truth;
   ``files`` (N,) image names as in list_attr_celeba.txt; ``paths`` (N,) where the images were read;
-  ``identity`` (N,) person ids (-1 unknown); ``meta`` the JSON metadata below, as a string.
+  ``identity`` (N,) person ids (-1 unknown); ``meta`` the JSON metadata below, as a string;
+  optionally ``celeba_labels`` (N, 40) uint8, all 40 CelebA labels of each image in
+  ``CELEBA_ATTRIBUTES`` order, when the data had them (slices by any attribute read it; artifacts
+  without it load as before).
 - ``meta.json``: a readable copy of the metadata: format, checkpoint (its absolute path, or one
   relative to the workspace for shipped artifacts, architecture and weights SHA-256: which model
   made these predictions; its tuned thresholds are read from it when used, never copied here),
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..attributes import CELEBA_ATTRIBUTES
 from ..data.celeba_files import CelebANotFoundError, find_layout
 from ..errors import CelebAModelError
 from ..utils.fileio import atomic_write_files
@@ -53,6 +57,8 @@ class Predictions:
     identity: np.ndarray
     meta: dict = field(default_factory=dict)
     folder: Path | None = None
+    # All 40 CelebA labels per image (N, 40) uint8 in CELEBA_ATTRIBUTES order; None when unknown.
+    celeba_labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, a = self.probabilities.shape
@@ -63,10 +69,35 @@ class Predictions:
                 raise PredictionsError(f"{name} has {len(getattr(self, name))} entries for {n} predictions")
         if len(self.attributes) != a:
             raise PredictionsError(f"{len(self.attributes)} attribute names for {a} columns")
+        if self.celeba_labels is not None:
+            celeba = np.asarray(self.celeba_labels)
+            if celeba.shape != (n, len(CELEBA_ATTRIBUTES)):
+                raise PredictionsError(f"celeba_labels {celeba.shape} is not ({n}, {len(CELEBA_ATTRIBUTES)})")
+            if celeba.size and not np.isin(celeba, (0, 1)).all():
+                raise PredictionsError("celeba_labels must hold only 0 and 1 (store None when a label is unknown)")
+            self.celeba_labels = celeba.astype(np.uint8)
 
     @property
     def attributes(self) -> list[str]:
         return list(self.meta["attributes"])
+
+    @property
+    def labeled_attributes(self) -> list[str]:
+        """The attributes ``group_labels`` can give: all 40 (CelebA order) with ``celeba_labels``,
+        else the model's own."""
+        return list(CELEBA_ATTRIBUTES) if self.celeba_labels is not None else self.attributes
+
+    def group_labels(self, name: str) -> np.ndarray:
+        """The (N,) 0/1 ground truth of any CelebA attribute: from ``celeba_labels`` when stored, else
+        from the model's own label columns; a clear error when this artifact does not know it."""
+        if self.celeba_labels is not None and name in CELEBA_ATTRIBUTES:
+            return self.celeba_labels[:, CELEBA_ATTRIBUTES.index(name)]
+        if name in self.attributes:
+            return self.labels[:, self.attributes.index(name)].astype(np.uint8)
+        if name not in CELEBA_ATTRIBUTES:
+            raise PredictionsError(f"{name!r} is not a CelebA attribute")
+        raise PredictionsError(f"{self.name} has no labels of {name}: it stores only the model's attributes "
+                               f"({', '.join(self.attributes)}); evaluate again to store all 40 labels")
 
     @property
     def name(self) -> str:
@@ -104,6 +135,8 @@ def save_predictions(folder: str | Path, predictions: Predictions) -> Path:
     """
     folder = Path(folder)
     meta = {"format": FORMAT, **predictions.meta}
+    celeba = predictions.celeba_labels
+    optional = {} if celeba is None else {"celeba_labels": celeba.astype(np.uint8)}  # older readers ignore it
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer,
@@ -113,6 +146,7 @@ def save_predictions(folder: str | Path, predictions: Predictions) -> Path:
         paths=np.asarray(predictions.paths, dtype=str),
         identity=np.asarray(predictions.identity, dtype=np.int64),
         meta=np.array(json.dumps(meta)),
+        **optional,
     )
     atomic_write_files([(folder / ARRAY_FILE, buffer.getvalue()),
                         (folder / META_FILE, json.dumps(meta, indent=2).encode("utf-8"))])
@@ -157,6 +191,8 @@ def load_predictions(path: str | Path) -> Predictions:
     try:
         with np.load(array_file, allow_pickle=False) as data:
             arrays = {k: data[k] for k in ("probabilities", "labels", "files", "paths", "identity", "meta")}
+            # Optional (older artifacts lack it): all 40 labels, for slices by any attribute.
+            arrays["celeba_labels"] = data["celeba_labels"] if "celeba_labels" in data.files else None
         meta = json.loads(str(arrays.pop("meta")))
     except Exception as err:  # noqa: BLE001 - zipfile, zlib, numpy and JSON each raise their own on damage
         raise PredictionsError(f"{array_file}: not a readable predictions artifact, truncated or corrupt "
