@@ -392,6 +392,44 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _add_evaluate_photos(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate-photos",
+        help="evaluate checkpoints on real photos through the photo path into predictions artifacts",
+        description="Find and frame the face in each photo (as the Upload page and `predict` do), predict it with "
+        "each checkpoint, and save one predictions artifact per checkpoint, labelled from a CelebA folder's list "
+        "files by file name (the photos need not be in its image folder). Every photo is detected once, however "
+        "many checkpoints. A photo without a detected face is predicted on the whole image (counted in meta.json); "
+        "an unreadable one is left out with a warning.",
+    )
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="photo files, folders or glob patterns")
+    p.add_argument("--checkpoint", dest="checkpoints", action="append", required=True, metavar="FILE",
+                   help="a .safetensors checkpoint (repeat for several)")
+    p.add_argument("--labels-root", required=True, metavar="DIR",
+                   help="CelebA folder whose list_attr_celeba.txt (and identity_CelebA.txt) label the photos by name")
+    p.add_argument("--name", default="photos",
+                   help="the artifacts' split name and default folder name (default: photos)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="artifact folder (several checkpoints: OUT/<checkpoint name>; default: "
+                   "WORKSPACE/runs/<checkpoint name>/<name>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an artifact of another checkpoint in the output folder (refused otherwise)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_workspace(p)
+    p.set_defaults(func=_run_evaluate_photos)
+
+
+def _run_evaluate_photos(args: argparse.Namespace) -> int:
+    from .photo.evaluate import evaluate_photos
+
+    for predictions in evaluate_photos(args.checkpoints, args.photos, args.labels_root, args.out, name=args.name,
+                                       workspace_root=args.workspace, overwrite=args.overwrite,
+                                       progress=not args.no_progress):
+        print(f"{predictions.folder}: {len(predictions):,} photos of {predictions.meta['counts']['identities']:,} "
+              f"people ({predictions.meta['photos']['no_face_whole_image']:,} without a detected face)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="celeba-model",
@@ -414,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_compare(sub)
     _add_predict(sub)
+    _add_evaluate_photos(sub)
     return parser
 
 
@@ -428,9 +467,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
     from .data.cache import CacheWarning
     from .data.index import CelebAWarning
+    from .photo.evaluate import PhotoWarning
 
-    warnings.simplefilter("always", CelebAWarning)
-    warnings.simplefilter("always", CacheWarning)
+    for category in (CelebAWarning, CacheWarning, PhotoWarning):
+        warnings.simplefilter("always", category)
     try:
         return args.func(args)
     except KeyboardInterrupt:
