@@ -115,6 +115,7 @@ def main() -> None:
         st.Page(HERE / "views" / "thresholds.py", title="Thresholds", icon=":material/tune:"),
         st.Page(HERE / "views" / "ablations.py", title="Ablations", icon=":material/compare:"),
         st.Page(HERE / "views" / "misclassified.py", title="Misclassified", icon=":material/error:"),
+        st.Page(HERE / "views" / "slices.py", title="Slices", icon=":material/groups:"),
         st.Page(HERE / "views" / "upload.py", title="Upload", icon=":material/upload:"),
     ]
     page = st.navigation(pages)

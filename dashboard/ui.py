@@ -1,8 +1,8 @@
 """What every dashboard page shares: the workspace, cached loaders, the chosen run and thresholds.
 
 Pages only present; numbers come from ``celeba_model``. Expensive things are cached:
-artifacts, threshold sweeps and predictors as resources (shared, never copied), reports with
-bootstrap intervals as data keyed by their thresholds.
+artifacts, threshold sweeps and predictors as resources (shared, never copied), reports, slices,
+bias maps and per-group thresholds as data keyed by the run file's time and their thresholds.
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ import streamlit as st
 from PIL import Image
 
 from celeba_model.analysis.reports import attribute_report
+from celeba_model.analysis.slices import (
+    BiasMap,
+    GroupThresholds,
+    SliceReport,
+    bias_map,
+    fit_group_thresholds,
+    slice_report,
+)
 from celeba_model.analysis.thresholds import evaluated_checkpoint
 from celeba_model.catalogue import Catalogue
 from celeba_model.data.crop import CropBox, crop_and_resize
@@ -143,6 +151,39 @@ def _report(folder: str, mtime: float, thresholds: tuple[float, ...], n_boot: in
 def report_for(folder: str | Path, thresholds: np.ndarray, n_boot: int = 1000) -> dict:
     """Per-attribute report with bootstrap intervals (cached per thresholds)."""
     return _report(str(folder), run_mtime(Path(folder)), tuple(float(t) for t in thresholds), n_boot)
+
+
+@st.cache_data(show_spinner="Computing slices and their bootstrap intervals...", max_entries=256)
+def _slices(folder: str, mtime: float, target: str, by: tuple[str, ...], threshold: float, n_boot: int) -> SliceReport:
+    return slice_report(_load_run(folder, mtime), target, list(by), threshold, n_boot=n_boot)
+
+
+def slices_for(folder: str | Path, target: str, by: list[str], threshold: float, n_boot: int = 1000) -> SliceReport:
+    """One target's metrics by group with intervals (cached per run file, grouping and threshold)."""
+    return _slices(str(folder), run_mtime(Path(folder)), target, tuple(by), float(threshold), n_boot)
+
+
+@st.cache_data(show_spinner="Computing the bias map...", max_entries=64)
+def _bias_map(folder: str, mtime: float, thresholds: tuple[float, ...], min_support: int) -> BiasMap:
+    return bias_map(_load_run(folder, mtime), np.array(thresholds), min_support)
+
+
+def bias_map_for(folder: str | Path, thresholds: np.ndarray, min_support: int) -> BiasMap:
+    """Every target x attribute worst-cell gap (cached per run file, thresholds and minimum support)."""
+    return _bias_map(str(folder), run_mtime(Path(folder)), tuple(float(t) for t in thresholds), int(min_support))
+
+
+@st.cache_data(show_spinner="Fitting per-group thresholds...", max_entries=64)
+def _group_thresholds(fit_folder: str, fit_mtime: float, folder: str, mtime: float, target: str, by: tuple[str, ...],
+                      threshold: float) -> GroupThresholds:
+    return fit_group_thresholds(_load_run(fit_folder, fit_mtime), _load_run(folder, mtime), target, list(by), threshold)
+
+
+def group_thresholds_for(fit_folder: str | Path, folder: str | Path, target: str, by: list[str],
+                         threshold: float) -> GroupThresholds:
+    """Per-group thresholds fitted on ``fit_folder``'s run and applied to ``folder``'s (cached)."""
+    return _group_thresholds(str(fit_folder), run_mtime(Path(fit_folder)), str(folder), run_mtime(Path(folder)),
+                             target, tuple(by), float(threshold))
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=16)

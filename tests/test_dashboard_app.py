@@ -206,3 +206,65 @@ def test_a_failing_evaluation_shows_an_error_and_keeps_the_runs(app, workspace_r
     assert not app.exception
     assert any("Evaluation failed" in e.value and "does not exist" in e.value for e in app.sidebar.error)
     assert sorted(p for p in (workspace_root / "runs").rglob("*") if p.is_file()) == before
+
+
+def _frame(at: AppTest, *columns: str):
+    """The first table on the page with these columns."""
+    return next(df.value for df in at.dataframe if set(columns) <= set(df.value.columns))
+
+
+def test_slices_show_blond_men_by_default_with_cells_bias_map_and_group_thresholds(app):
+    at = _open(app, "slices")
+    assert not at.exception
+    assert at.title[0].value == "Slices"
+    # The shipped real-data run stores all 40 labels: the default is CelebA's blond-men slice.
+    assert at.selectbox(key="slice_target").value == "Blond_Hair"
+    assert at.multiselect(key="slice_by").value == ["Male"]
+    assert {"Average accuracy", "Worst group", "Worst cell", "Equalized odds diff."} <= {m.label for m in at.metric}
+    groups = _frame(at, "group", "TPR (recall)")
+    assert groups["group"].tolist() == ["not Male", "Male"] and groups["images"].sum() == 660
+    cells = _frame(at, "cell", "note").set_index("cell")
+    assert cells.loc["Blond_Hair, Male", "note"].startswith("small")  # flagged, not hidden
+    assert any("Worst cell: **Blond_Hair, Male**" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 3  # groups, cells, bias map
+    assert any(m.value.startswith("Strongest pairs:") for m in at.markdown)
+
+    # Any of the 40 attributes groups, two at a time; person too.
+    at.multiselect(key="slice_by").set_value(["Male", "Wearing_Hat"]).run()
+    assert not at.exception and len(_frame(at, "group", "TPR (recall)")) == 4
+    at.multiselect(key="slice_by").set_value(["person"]).run()
+    assert len(_frame(at, "group", "TPR (recall)")) == 22
+    assert any("within each person" in c.value for c in at.caption)
+
+    # Per-group thresholds, fitted on the val run of the same checkpoint. Its val split has no blond
+    # man, so that fit is explained; Smiling by Male fits.
+    at.multiselect(key="slice_by").set_value(["Male"]).run()
+    at.toggle(key="slice_fit_thresholds").set_value(True).run()
+    assert any("every group needs images with and without Blond_Hair" in w.value for w in at.warning)
+    at.selectbox(key="slice_target").set_value("Smiling").run()
+    assert not at.exception and not at.warning
+    tradeoff = _frame(at, "thresholds")
+    assert tradeoff["thresholds"].tolist() == ["before", "after"]
+    assert set(_frame(at, "group", "rule")["group"]) == {"Male", "not Male"}
+
+
+def test_slices_of_a_run_without_all_40_labels_offer_its_own_attributes(app, workspace_root):
+    from celeba_model.evaluation.predictions import load_predictions, save_predictions
+
+    run = load_predictions(workspace_root / "checkpoints" / "celeba" / "runs" / "paper" / "test")
+    run.celeba_labels = None  # as an artifact written before they were kept
+    folder = workspace_root / "runs" / "older" / "test"
+    save_predictions(folder, run)
+    try:
+        app.run()  # the sidebar lists the new run
+        app.sidebar.selectbox(key="run_choice").set_value("older/test").run()
+        at = _open(app, "slices")
+        assert not at.exception
+        assert any("stores only its model's 10 labels" in i.value for i in at.info)
+        options = at.multiselect(key="slice_by").options
+        assert "Wearing_Hat" not in options and {"Male", "Young", "person"} <= set(options)
+        assert _frame(at, "group", "TPR (recall)")["group"].tolist() == ["not Male", "Male"]
+    finally:
+        import shutil
+
+        shutil.rmtree(workspace_root / "runs" / "older")

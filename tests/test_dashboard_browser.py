@@ -142,3 +142,18 @@ def test_a_file_over_the_upload_limit_is_refused(page, tmp_path):
     page.locator("input[type=file]").set_input_files(str(big))
     page.get_by_text("or smaller").first.wait_for()  # Streamlit: "File must be 10.0MB or smaller."
     page.screenshot(path=str(SCREENSHOTS / "6-upload-too-large.png"))
+
+
+def test_slices_page_shows_the_blond_men_of_the_shipped_run(page):
+    _go(page, "Slices")
+    run = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run")
+    run.click()
+    page.keyboard.type("celeba/attrnet/test")
+    page.keyboard.press("Enter")
+    page.get_by_text("660 test images of 22 people").wait_for()
+    # The default slice, Blond_Hair by Male: its worst cell is the blond men the model misses.
+    page.get_by_text("Worst cell: Blond_Hair, Male").wait_for()
+    page.get_by_text("Cells: Blond_Hair x group").wait_for()
+    page.get_by_text("Strongest pairs:").wait_for()
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=60_000)
+    _shot(page, "7-slices")
