@@ -34,6 +34,7 @@ from fairlearn.metrics import MetricFrame, demographic_parity_difference, equali
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator
 from sklearn.utils import Bunch
+from threadpoolctl import threadpool_limits
 
 from ..errors import CelebAModelError
 from ..evaluation.predictions import Predictions, PredictionsError
@@ -380,25 +381,29 @@ def worst_cell_gaps(
     Returns (A, G) arrays: "gap" (the target's average accuracy minus the worst cell's accuracy),
     "worst_accuracy", "worst_cell" (0..3: 2 * target value + group value), "worst_support", and
     "average_accuracy" (A,). NaN (and worst_cell -1) where no cell has enough images.
-    Every cell count is a matrix product over images, so all pairs cost a few milliseconds.
+    Every cell count comes from one matrix product over images: all pairs cost milliseconds.
     """
-    truth = np.asarray(truth).astype(np.float64)
-    correct = (np.asarray(truth).astype(bool) == np.asarray(predicted).astype(bool)).astype(np.float64)
-    member = np.asarray(groups).astype(np.float64)
-    support, right = [], []
-    for t in (0, 1):
-        in_target = truth if t else 1.0 - truth
-        for g in (0, 1):
-            in_group = member if g else 1.0 - member
-            support.append(in_target.T @ in_group)
-            right.append((correct * in_target).T @ in_group)
-    support, right = np.stack(support), np.stack(right)  # (4, A, G)
+    present = np.asarray(truth).astype(bool)
+    right = present == np.asarray(predicted).astype(bool)
+    member = np.asarray(groups).astype(bool)
+    num, num_groups = present.shape[1], member.shape[1]
+    # One matrix product counts every cell: rows [absent, present, absent & right, present & right]
+    # per target, columns [not in group, in group] per attribute. float32 sums of 0/1 are exact
+    # below 2**24 images. One BLAS thread: the product is small, and BLAS threads waiting on each
+    # other while other processes hold the cores cost far more than they save.
+    rows = np.concatenate([~present, present, ~present & right, present & right], axis=1).astype(np.float32)
+    columns = np.concatenate([~member, member], axis=1).astype(np.float32)
+    with threadpool_limits(1, user_api="blas"):
+        counts = (rows.T @ columns).astype(np.float64)
+    counts = counts.reshape(4, num, 2, num_groups).transpose(0, 2, 1, 3)  # (row kind, group value, A, G)
+    support = counts[:2].reshape(4, num, num_groups)  # cells ordered 2 * target value + group value
+    correct = counts[2:].reshape(4, num, num_groups)
     eligible = support >= max(1, min_support)
-    accuracy = np.where(eligible, safe_divide(right, support), np.inf)
+    accuracy = np.where(eligible, safe_divide(correct, support), np.inf)
     worst = accuracy.argmin(axis=0)
     worst_accuracy = np.take_along_axis(accuracy, worst[None], axis=0)[0]
     none = ~eligible.any(axis=0)
-    average = correct.mean(axis=0) if len(correct) else np.zeros(correct.shape[1])
+    average = right.mean(axis=0) if len(right) else np.zeros(num)
     worst_accuracy = np.where(none, np.nan, worst_accuracy)
     return {
         "gap": average[:, None] - worst_accuracy,
@@ -575,8 +580,9 @@ def fit_group_thresholds(
         decisions = optimizer.predict(apply_to.probabilities[:, [j_apply]], sensitive_features=labels(features),
                                       random_state=seed).astype(bool)
     except ValueError as err:  # fairlearn: degenerate labels in a group, unknown constraint or objective
+        hint = f" (every group needs images with and without {target} there)" if "Degenerate" in str(err) else ""
         raise SliceError(f"Per-group thresholds for {target} by {', '.join(names)} could not be fitted on "
-                         f"{fit_on.name}: {err}") from err
+                         f"{fit_on.name}: {err}{hint}") from err
     rules = pd.DataFrame([{"group": g, **_rule(found)}
                           for g, found in optimizer.interpolated_thresholder_.interpolation_dict.items()])
 
