@@ -268,3 +268,16 @@ def test_slices_of_a_run_without_all_40_labels_offer_its_own_attributes(app, wor
         import shutil
 
         shutil.rmtree(workspace_root / "runs" / "older")
+
+
+def test_slices_show_the_blond_men_failure_on_real_photos(app):
+    # attrnet on celeba_wild_val through the photo path: the shipped artifact has all 40 labels and people.
+    app.sidebar.selectbox(key="run_choice").set_value("celeba/attrnet/wild_val (shipped)").run()
+    at = _open(app, "slices")
+    assert not at.exception
+    assert at.selectbox(key="slice_target").value == "Blond_Hair" and at.multiselect(key="slice_by").value == ["Male"]
+    cells = _frame(at, "cell", "note").set_index("cell")
+    blond_men = cells.loc["Blond_Hair, Male"]
+    assert blond_men["images"] > 30 and blond_men["accuracy"] < 0.8
+    assert blond_men["accuracy"] < cells.loc["Blond_Hair, not Male", "accuracy"] - 0.2
+    assert any("Worst cell: **Blond_Hair, Male**" in c.value for c in at.caption)
