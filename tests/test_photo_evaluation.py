@@ -15,7 +15,8 @@ from celeba_model.cli import main
 from celeba_model.data.celeba_files import read_attribute_file, read_identity_file
 from celeba_model.evaluation.predictions import load_predictions
 from celeba_model.photo.detection import FaceDetector
-from celeba_model.photo.evaluate import PhotoWarning, evaluate_photos
+from celeba_model.photo import Predictor
+from celeba_model.photo.evaluate import PhotoWarning, evaluate_photos, frame_photo_set
 
 from .conftest import shared_root
 
@@ -67,6 +68,12 @@ def test_many_checkpoints_cost_one_detection_pass(photos, demo_root, tmp_path, m
     assert len(calls) == 10
     assert [r.folder.name for r in runs] == ["paper", "no_conv3", "paper_rgb"]
     assert all(np.array_equal(r.files, runs[0].files) for r in runs)
+
+    # Framed once by hand, the photos serve later groups of checkpoints without detecting again.
+    framed = frame_photo_set([photos], [Predictor(c).spec for c in checkpoints], progress=False)
+    calls.clear()
+    [again] = evaluate_photos([checkpoints[2]], [], demo_root, tmp_path / "again", photo_set=framed, progress=False)
+    assert calls == [] and np.array_equal(again.probabilities, runs[2].probabilities)
 
 
 def test_unusable_and_unlabelled_photos_are_left_out_with_a_warning(photos, demo_root, tmp_path):

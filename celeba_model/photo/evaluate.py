@@ -123,12 +123,15 @@ def evaluate_photos(
     overwrite: bool = False,
     batch_size: int = 256,
     progress: bool = True,
+    photo_set: PhotoSet | None = None,
 ) -> list[Predictions]:
     """Evaluate checkpoints on photos through the photo path; save one artifact per checkpoint.
 
     ``out``: the artifact folder for one checkpoint, ``out/<checkpoint name>`` for several; default
     ``WORKSPACE/runs/<checkpoint name>/<name>``. Every output folder is checked before any work, as
-    ``evaluate`` does (``overwrite`` replaces an artifact of other weights).
+    ``evaluate`` does (``overwrite`` replaces an artifact of other weights). ``photo_set``: the
+    photos already framed by ``frame_photo_set`` (with every checkpoint's preprocessing), to
+    evaluate several groups of checkpoints on one detection pass; ``photos`` is then not read.
     """
     if not checkpoints:
         raise ConfigError("No checkpoint given")
@@ -147,7 +150,11 @@ def evaluate_photos(
     layout = find_layout(labels_root)  # a missing or malformed labels folder fails before the photos are read
 
     started = time.perf_counter()
-    photo_set = frame_photo_set(photos, [p.spec for p in predictors], progress=progress)
+    if photo_set is None:
+        photo_set = frame_photo_set(photos, [p.spec for p in predictors], progress=progress)
+    missing_specs = {_key(p.spec) for p in predictors} - set(photo_set.inputs)
+    if missing_specs:
+        raise ConfigError(f"the framed photos hold no model inputs for {', '.join(sorted(missing_specs))}")
     framing_seconds = time.perf_counter() - started
     labels, people, missing = photo_labels(labels_root, photo_set.files)
     if missing:
