@@ -52,7 +52,12 @@ def _add_make_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes to draw with (default: all cores)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace a finished demo of other settings (--num-images, --seed) in --out")
+                   help="replace a finished demo of other settings (--num-images, --seed, --spurious) in --out")
+    p.add_argument("--spurious", default=None, metavar="TARGET,GROUP,SHARE",
+                   help="tie TARGET to GROUP in the train split only, e.g. Blond_Hair,Male,0.02: SHARE of the blond "
+                   "train images are men (at least one person), while val and test hold the four cells in about "
+                   "equal numbers. TARGET: Black_Hair, Blond_Hair, Brown_Hair, Gray_Hair or Pale_Skin; GROUP: Male "
+                   "or Young (default: none, the standard demo)")
     p.set_defaults(func=_run_make_demo)
 
 
@@ -60,7 +65,7 @@ def _run_make_demo(args: argparse.Namespace) -> int:
     from .data.demo import make_demo_dataset
 
     summary = make_demo_dataset(args.out, num_images=args.num_images, seed=args.seed, workers=args.workers,
-                                overwrite=args.overwrite)
+                                overwrite=args.overwrite, spurious=args.spurious)
     print(f"Demo dataset in {summary.root}: {summary.num_images} images of {summary.num_identities} people")
     return 0
 

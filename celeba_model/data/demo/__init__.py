@@ -20,6 +20,8 @@ Where each part lives:
 
 * ``traits``: ``FaceTraits`` (what one face shows) and the standard hair and skin colors.
 * ``plan``: ``plan_demo``, the people, their traits, the splits and the noisy labels (``ImagePlan``).
+* ``spurious``: ``SpuriousCorrelation``, an optional target tied to a group in the train split only
+  (blond mostly women, as in CelebA), with balanced cells in val and test.
 * ``render``: ``render_face``, which draws one face from its traits: ``nuisance`` (label-free
   variation), ``canvas`` (landmarks and a pen in face coordinates), ``parts`` (one function per
   part of the picture) and ``camera`` (exposure, noise, blur, compression).
@@ -30,6 +32,7 @@ Where each part lives:
 
 from .plan import LABEL_NOISE, ImagePlan, plan_demo
 from .render import render_face
+from .spurious import SpuriousCorrelation
 from .summary import DemoSummary
 from .traits import HAIR_COLORS, FaceTraits
 from .write import (
@@ -54,6 +57,7 @@ __all__ = [
     "DemoSummary",
     "FaceTraits",
     "ImagePlan",
+    "SpuriousCorrelation",
     "make_demo_dataset",
     "plan_demo",
     "render_face",

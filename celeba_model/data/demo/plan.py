@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ...attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES
+from .spurious import SpuriousCorrelation, correlate
 from .traits import HAIR_RGB, RGB, FaceTraits
 
 LABEL_NOISE = 0.02  # per-image flip probability for each paper attribute
@@ -420,12 +421,17 @@ def _noisy_labels(truth: dict[str, bool], coin: _Coins) -> tuple[int, ...]:
     return tuple(1 if truth[name] != flips.get(name, False) else -1 for name in CELEBA_ATTRIBUTES)
 
 
-def plan_demo(num_images: int, seed: int = 0) -> list[ImagePlan]:
+def plan_demo(
+    num_images: int, seed: int = 0, spurious: SpuriousCorrelation | tuple[str, str, float] | None = None
+) -> list[ImagePlan]:
     """Decide every person, split, trait and label without drawing anything.
 
     Images are numbered train first, then val, then test, like the official files. The true traits
     in each plan are what the picture shows; ``labels`` are what the attribute file says.
+    ``spurious`` (target, group, share) ties the target to the group in the train split only
+    (``spurious.py``); without it the plan is the standard demo's.
     """
+    spurious = SpuriousCorrelation.parse(spurious)
     rng = np.random.default_rng([seed, 0x0CE1EBA])  # a stream distinct from the per-image ones
     counts = _images_per_person(rng, num_images)
     identities = rng.permutation(len(counts)) + 1
@@ -433,6 +439,10 @@ def plan_demo(num_images: int, seed: int = 0) -> list[ImagePlan]:
     plans: list[ImagePlan] = []
     for partition, group in enumerate(_assign_splits(people, rng)):
         group = _ensure_coverage(group, rng)  # only edits people if the population lacks a trait
+        if spurious is not None:
+            # Its own stream, so the standard plan's draws stay as they are.
+            group = correlate(group, partition, spurious, np.random.default_rng([seed, 0x5B0, partition]),
+                              _HAIR_WEIGHTS)
         looks = [_person_look(p, rng) for p in group]
         # Shuffle a split's pictures so people are interleaved, as in CelebA.
         slots = [k for k, p in enumerate(group) for _ in range(p.num_images)]

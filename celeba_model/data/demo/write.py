@@ -21,6 +21,7 @@ from ..celeba_files import IDENTITY_FILE, PARTITION_FILE
 from ..celeba_files import IMAGE_FOLDER as IMAGE_DIR
 from .plan import ImagePlan, plan_demo
 from .render_pool import render_all
+from .spurious import SpuriousCorrelation
 from .summary import DemoSummary
 
 # Bump whenever the output for a given (num_images, seed) changes (in planning, drawing or the files
@@ -56,18 +57,19 @@ def _count_images(image_dir: Path) -> int:
         return sum(1 for e in entries if _IMAGE_NAME.match(e.name))
 
 
-def _is_complete(root: Path, info: dict, num_images: int, seed: int) -> bool:
+def _is_complete(root: Path, info: dict, num_images: int, seed: int, spurious: list | None) -> bool:
     return (
         info.get("complete") is True
         and info.get("version") == GENERATOR_VERSION
         and info.get("num_images") == num_images
         and info.get("seed") == seed
+        and info.get("spurious") == spurious
         and all((root / name).is_file() for name in (ATTR_FILE, PARTITION_FILE, IDENTITY_FILE))
         and _count_images(root / IMAGE_DIR) == num_images
     )
 
 
-def _write_info(root: Path, num_images: int, seed: int, summary: DemoSummary | None) -> None:
+def _write_info(root: Path, num_images: int, seed: int, spurious: list | None, summary: DemoSummary | None) -> None:
     info = {
         "generator": "celeba_model.data.demo",
         "version": GENERATOR_VERSION,
@@ -75,6 +77,8 @@ def _write_info(root: Path, num_images: int, seed: int, summary: DemoSummary | N
         "seed": seed,
         "complete": summary is not None,
     }
+    if spurious is not None:
+        info["spurious"] = spurious  # only when given: the standard demo's file stays as it was
     if summary is not None:
         data = summary.to_dict()
         data.pop("root")
@@ -82,13 +86,13 @@ def _write_info(root: Path, num_images: int, seed: int, summary: DemoSummary | N
     atomic_write_text(root / INFO_FILE, json.dumps(info, indent=2) + "\n")
 
 
-def _prepare_folder(root: Path, num_images: int, seed: int) -> None:
+def _prepare_folder(root: Path, num_images: int, seed: int, spurious: list | None) -> None:
     """Claim ``root`` for the demo and clear what a previous demo could leave stale."""
     root.mkdir(parents=True, exist_ok=True)
     # The text files go first so that a run killed from here on never looks complete.
     for name in (ATTR_FILE, PARTITION_FILE, IDENTITY_FILE):
         (root / name).unlink(missing_ok=True)
-    _write_info(root, num_images, seed, summary=None)  # marks the folder as ours, but incomplete
+    _write_info(root, num_images, seed, spurious, summary=None)  # marks the folder as ours, but incomplete
     image_dir = root / IMAGE_DIR
     image_dir.mkdir(exist_ok=True)
     with os.scandir(image_dir) as entries:
@@ -105,6 +109,7 @@ def make_demo_dataset(
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
     overwrite: bool = False,
+    spurious: SpuriousCorrelation | tuple[str, str, float] | str | None = None,
 ) -> DemoSummary:
     """Write a synthetic CelebA with ``num_images`` faces to ``out`` and summarize it.
 
@@ -112,8 +117,11 @@ def make_demo_dataset(
     ``num_images``, ``seed`` and generator version; an unfinished one (a killed run) is completed.
     Refuses (ConfigError) to write into an existing non-empty folder that is not a demo folder, and
     to replace a finished demo of other settings unless ``overwrite``. ``workers`` defaults to the CPU count; 1 renders
-    in-process. The output depends only on ``num_images`` and ``seed``. ``on_progress(done, total)``
-    is called as images are drawn (for a dashboard progress bar).
+    in-process. The output depends only on ``num_images``, ``seed`` and ``spurious``. ``on_progress(done, total)``
+    is called as images are drawn (for a dashboard progress bar). ``spurious`` (target, group, share),
+    e.g. ``("Blond_Hair", "Male", 0.02)``, ties the target to the group in the train split only, while
+    val and test hold the four cells in about equal numbers (``spurious.py``); it is part of the
+    settings, like ``seed``.
     """
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
         raise ConfigError(f"num_images must be a positive integer, got {num_images!r}")
@@ -121,28 +129,31 @@ def make_demo_dataset(
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if num_images > 999_999:
         raise ConfigError("num_images must be below 1,000,000 (CelebA file names have 6 digits)")
+    spurious_spec = SpuriousCorrelation.parse(spurious)
+    tie = spurious_spec.to_list() if spurious_spec is not None else None
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise ConfigError(f"{root} exists and is not a folder")
     info = _read_info(root)
-    if info is not None and _is_complete(root, info, num_images, seed) and "summary" in info:
+    if info is not None and _is_complete(root, info, num_images, seed, tie) and "summary" in info:
         return DemoSummary.from_dict(root, info["summary"])
     if info is None and root.exists() and any(root.iterdir()):
         raise ConfigError(
             f"{root} is not empty and holds no {INFO_FILE}, so it is not a demo dataset folder; "
             "refusing to write into it. Choose an empty or new folder."
         )
-    settings = (info or {}).get("num_images"), (info or {}).get("seed"), (info or {}).get("version")
-    if info and info.get("complete") is True and settings != (num_images, seed, GENERATOR_VERSION) and not overwrite:
-        found = (f"{info.get('num_images')} images, seed {info.get('seed')}, generator version {info.get('version')}")
+    found = info or {}
+    settings = found.get("num_images"), found.get("seed"), found.get("version"), found.get("spurious")
+    asked = (num_images, seed, GENERATOR_VERSION, tie)
+    if info and info.get("complete") is True and settings != asked and not overwrite:
         raise ConfigError(
-            f"{root} already holds a demo dataset of {found}; replacing it with {num_images} images, seed {seed}, "
-            f"version {GENERATOR_VERSION} would delete it. Pass --overwrite to replace it, or choose another --out "
-            "(nothing was changed)"
+            f"{root} already holds a demo dataset of {_describe(*settings)}; replacing it with "
+            f"{_describe(num_images, seed, GENERATOR_VERSION, tie)} would delete it. Pass --overwrite to replace it, "
+            "or choose another --out (nothing was changed)"
         )
 
-    _prepare_folder(root, num_images, seed)
-    plans = plan_demo(num_images, seed)
+    _prepare_folder(root, num_images, seed, tie)
+    plans = plan_demo(num_images, seed, spurious_spec)
     workers = workers if workers is not None else (os.cpu_count() or 1)
     render_all(plans, root / IMAGE_DIR, seed, workers, progress, on_progress)
     # Labels last: the dataset only looks complete once every image is on disk.
@@ -150,5 +161,11 @@ def make_demo_dataset(
     atomic_write_text(root / IDENTITY_FILE, "".join(f"{p.filename} {p.identity}\n" for p in plans))
     atomic_write_text(root / ATTR_FILE, _format_attr_file(plans))
     summary = DemoSummary.from_plans(root, plans)
-    _write_info(root, num_images, seed, summary)
+    _write_info(root, num_images, seed, tie, summary)
     return summary
+
+
+def _describe(num_images: object, seed: object, version: object, spurious: object) -> str:
+    tie = f", spurious {','.join(map(str, spurious))}" if isinstance(spurious, list) else ""
+    return f"{num_images} images, seed {seed}, generator version {version}{tie}"
+
