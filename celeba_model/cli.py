@@ -141,7 +141,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-train-images", type=int,
                    help="use a seeded subset of at most this many training images (the paper used 60000; default: all)")
     p.add_argument("--patience", type=int,
-                   help="stop when validation macro-F1 has not improved for this many epochs (default: never)")
+                   help="stop when the validation figure of --select has not improved for this many epochs "
+                   "(default: never)")
     p.add_argument("--model-config", type=json.loads, metavar="JSON",
                    help='architecture options as JSON, e.g. \'{"fc_hidden": 256}\'')
     p.add_argument("--workers", type=int, help=f"DataLoader worker processes; 0 reads in the main process (default: {d.workers})")
@@ -151,10 +152,53 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    f"for it, where it removes the host from the training loop (default: {d.data_on_device})")
     p.add_argument("--cache-dir", help="folder for the preprocessed image cache (default: $CELEBA_MODEL_CACHE or "
                    "~/.cache/celeba_model)")
+    _add_group_options(p)
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint, with its saved settings")
     p.add_argument("--no-progress", action="store_true", default=False, help="no progress bars (for logs)")
     p.set_defaults(func=_run_train)
+
+
+def _add_group_options(p: argparse.ArgumentParser) -> None:
+    """Training that lifts the worst group: cells, balanced batches, Group DRO, JTT, model selection."""
+    from .training import TrainConfig
+
+    d = TrainConfig(data_roots=[], out="")
+    g = p.add_argument_group(
+        "groups", "Cells are the target's value x the grouping attributes' values (target Blond_Hair, group Male: "
+        "blond men, blond women, non-blond men, non-blond women). With --group-by, every epoch records the "
+        "target's accuracy on each val cell and the worst of them in metrics.jsonl.")
+    g.add_argument("--group-by", type=lambda v: [a for a in v.split(",") if a.strip()], metavar="ATTR[,ATTR]",
+                   help="grouping attribute(s), any of the 40 CelebA names (default: none)")
+    g.add_argument("--group-target", metavar="ATTR",
+                   help="the attribute whose cells and accuracy count; one of --attributes (default: the first of "
+                   "--attributes)")
+    g.add_argument("--group-balance", action="store_true",
+                   help="every batch draws the cells in equal numbers, with replacement; an epoch keeps the "
+                   "usual number of steps (default: off)")
+    g.add_argument("--group-dro", action="store_true",
+                   help="Group DRO (Sagawa et al. 2020): minimize a weighting of the cells' losses that moves to "
+                   "the worst cells. The paper found strong L2 regularization necessary for the worst group to "
+                   "generalize (weight decay 0.1 on CelebA); set it with --weight-decay, whose default stays "
+                   f"{d.weight_decay} (default: off)")
+    g.add_argument("--dro-step", type=float,
+                   help="step size of Group DRO's exponentiated-gradient update of the cell weights "
+                   f"(default: {d.dro_step})")
+    g.add_argument("--jtt", action="store_true",
+                   help="Just Train Twice (Liu et al. 2021): a first run of --jtt-epochs epochs (in OUT/jtt-first), "
+                   "then a run from scratch, the result, that draws the train images the first run misclassifies "
+                   "for the target (--group-target, else the first attribute) --jtt-upweight times as often. "
+                   "Needs no group labels; not with --group-balance or --group-dro (default: off)")
+    g.add_argument("--jtt-epochs", type=int,
+                   help=f"epochs of JTT's first run, fewer than --epochs (default: {d.jtt_epochs})")
+    g.add_argument("--jtt-upweight", type=float,
+                   help=f"how many times as often JTT's second run draws the error set (default: {d.jtt_upweight:g})")
+    g.add_argument("--select", choices=["macro-f1", "worst-group"],
+                   help="which validation figure picks best.safetensors: macro-F1, or the worst val cell's "
+                   f"accuracy on the target (needs --group-by) (default: {d.select})")
+    g.add_argument("--keep-epochs", action="store_true",
+                   help="also keep every epoch's weights as OUT/epoch-NNN.safetensors, to choose an epoch later "
+                   "(default: off)")
 
 
 def _run_train(args: argparse.Namespace) -> int:

@@ -5,6 +5,10 @@
 - ``loop``: one epoch of optimization (train_one_epoch) and validation (validate);
 - ``run_folder``: the checks before writing a run folder, and its checkpoints and metrics;
 - ``seeds``: the per-epoch seeds that make a resumed run equal the uninterrupted one;
+- ``groups``: cells (target value x group values) and each cell's accuracy, for --group-by;
+- ``sampling``: each epoch's draw when it is not a plain shuffle: balanced cells, upweighted images;
+- ``dro``: the Group DRO loss and its cell weights;
+- ``jtt``: Just Train Twice's first run and its error set;
 - ``train``: train(), the loop over epochs that ties them together.
 """
 

@@ -53,25 +53,28 @@ def prepare_data(config: TrainConfig, spec: PreprocessConfig, info: DistInfo = D
 
 
 class CachedBatches(Dataset):
-    """Whole batches from the memory-mapped cache: ``dataset[rows]`` -> (uint8 NHWC, float labels).
+    """Whole batches from the memory-mapped cache: ``dataset[rows]`` -> (uint8 NHWC, float labels), and
+    the rows' cells (int64) as a third item when given ``cells`` (for Group DRO).
 
     The array is opened lazily in each process so DataLoader workers map the file instead of
     receiving a pickled copy of it.
     """
 
-    def __init__(self, array_path: Path, labels: np.ndarray) -> None:
+    def __init__(self, array_path: Path, labels: np.ndarray, cells: np.ndarray | None = None) -> None:
         self.array_path = array_path
         self.labels = labels
+        self.cells = cells
         self._images: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
         if self._images is None:
             self._images = np.load(self.array_path, mmap_mode="r")
         order = np.sort(rows)  # sequential reads from the memory map
-        return torch.from_numpy(np.ascontiguousarray(self._images[order])), torch.from_numpy(self.labels[order])
+        batch = torch.from_numpy(np.ascontiguousarray(self._images[order])), torch.from_numpy(self.labels[order])
+        return batch if self.cells is None else (*batch, torch.from_numpy(self.cells[order]))
 
 
 class ResidentBatches:
@@ -82,14 +85,18 @@ class ResidentBatches:
     give the same batches and the same training run.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device) -> None:
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray, device: torch.device, cells: np.ndarray | None = None
+    ) -> None:
         self.device = device
         self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)
         self.labels = torch.from_numpy(np.ascontiguousarray(labels)).to(device)
+        self.cells = None if cells is None else torch.from_numpy(cells).to(device)
 
-    def __getitem__(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
         order = torch.from_numpy(np.sort(rows)).to(self.device)
-        return self.images.index_select(0, order), self.labels.index_select(0, order)
+        batch = self.images.index_select(0, order), self.labels.index_select(0, order)
+        return batch if self.cells is None else (*batch, self.cells.index_select(0, order))
 
 
 def keep_data_on_device(mode: str, device: torch.device, nbytes: int) -> bool:
@@ -119,8 +126,8 @@ def epoch_batches(
 def batch_loader(
     source: CachedBatches | ResidentBatches, batches: list[np.ndarray], workers: int, device: torch.device,
     seed: int,
-) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    """(uint8 images, float labels) for each batch in turn: gathered on the device from a resident
+) -> Iterable[tuple[torch.Tensor, ...]]:
+    """(uint8 images, float labels[, cells]) for each batch in turn: gathered on the device from a resident
     cache, else read from the memory map by a DataLoader (``workers`` processes, 0 for this one)."""
     if isinstance(source, ResidentBatches):
         return (source[rows] for rows in batches)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..attributes import PAPER_ATTRIBUTES, resolve_attributes
@@ -12,10 +12,13 @@ from ..errors import CelebAModelError, ConfigError
 
 POS_WEIGHT_MODES = ("none", "sqrt", "balanced")
 DATA_ON_DEVICE_MODES = ("auto", "yes", "no")
+SELECT_MODES = ("macro-f1", "worst-group")  # what picks best.safetensors
 # Options that define what is trained; a resumed run must keep them.
 LOCKED_ON_RESUME = (
     "arch", "attributes", "epochs", "batch_size", "lr", "weight_decay", "seed", "image_size", "color",
     "pos_weight", "augment", "max_train_images", "model_config", "split_seed", "ema",
+    "group_by", "group_target", "group_balance", "group_dro", "dro_step", "jtt", "jtt_epochs", "jtt_upweight",
+    "select", "keep_epochs",
 )
 
 
@@ -55,6 +58,20 @@ class TrainConfig:
     cache_dir: str | None = None
     eval_batch_size: int | None = None  # None: devices.default_eval_batch_size
     progress: bool = True
+    # Groups (groups.py): the cells are target value x group value(s), e.g. blond/not x male/not. The
+    # target is one of the trained attributes (default: the first); validation reports each cell's accuracy.
+    group_by: list[str] | None = None
+    group_target: str | None = None
+    group_balance: bool = False  # every batch draws the cells equally, with replacement (sampling.py)
+    group_dro: bool = False  # Group DRO (Sagawa et al. 2020): the loss of the worst cells weighs most (dro.py)
+    dro_step: float = 0.01  # step size of Group DRO's exponentiated-gradient update of the cell weights
+    # Just Train Twice (Liu et al. 2021, jtt.py): an ERM run of jtt_epochs epochs, then a run from scratch
+    # that draws the images it misclassified jtt_upweight times as often.
+    jtt: bool = False
+    jtt_epochs: int = 2
+    jtt_upweight: float = 20.0
+    select: str = "macro-f1"  # which validation figure picks best.safetensors (SELECT_MODES)
+    keep_epochs: bool = False  # also keep every epoch's evaluated weights as epoch-NNN.safetensors
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -77,6 +94,40 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.workers < 0:
             raise ConfigError(f"workers must be 0 or more, got {self.workers}")
+        self._check_groups()
+
+    def _check_groups(self) -> None:
+        """The group options, resolved to canonical names: they need each other in set ways."""
+        needs = [name for name in ("group_balance", "group_dro") if getattr(self, name)]
+        needs += ["select worst-group"] if self.select == "worst-group" else []
+        needs += ["group_target"] if self.group_target is not None and not self.jtt else []  # JTT's target
+        if self.group_by is None and needs:
+            raise ConfigError(f"{', '.join(needs)} needs group_by (the grouping attributes, e.g. Male)")
+        if self.group_by is not None:
+            if not self.group_by:
+                raise ConfigError("group_by needs at least one attribute, e.g. Male")
+            self.group_by = resolve_attributes(self.group_by)
+        if self.group_by is not None or self.group_target is not None:
+            target = self.attributes[0] if self.group_target is None else resolve_attributes([self.group_target])[0]
+            if target not in self.attributes:
+                raise ConfigError(f"group_target {target} is not one of the trained attributes "
+                                  f"({', '.join(self.attributes)})")
+            if target in (self.group_by or []):
+                raise ConfigError(f"group_by cannot hold the group target {target}: the cells are target x group")
+            self.group_target = target
+        if not (math.isfinite(self.dro_step) and self.dro_step > 0):
+            raise ConfigError(f"dro_step must be a positive number, got {self.dro_step}")
+        if self.select not in SELECT_MODES:
+            raise ConfigError(f"select must be one of {SELECT_MODES}, got {self.select!r}")
+        if self.jtt:
+            if self.group_balance or self.group_dro:
+                raise ConfigError("jtt trains without group labels (it upweights its first run's mistakes); it "
+                                  "cannot be combined with group_balance or group_dro")
+            if not 1 <= self.jtt_epochs < self.epochs:
+                raise ConfigError(f"jtt_epochs must be at least 1 and fewer than epochs ({self.epochs}), "
+                                  f"got {self.jtt_epochs}")
+            if not (math.isfinite(self.jtt_upweight) and self.jtt_upweight >= 1):
+                raise ConfigError(f"jtt_upweight must be a number of at least 1, got {self.jtt_upweight}")
 
     def _check_types(self) -> None:
         """Settings come from the command line and from config.json files a user may have edited:
@@ -87,7 +138,9 @@ class TrainConfig:
             "image_size": int, "color": str, "pos_weight": str, "augment": bool, "ema": (int, float, type(None)),
             "max_train_images": (int, type(None)), "patience": (int, type(None)), "model_config": dict,
             "workers": int, "device": str, "data_on_device": str, "cache_dir": (str, type(None)),
-            "eval_batch_size": (int, type(None)), "progress": bool,
+            "eval_batch_size": (int, type(None)), "progress": bool, "group_by": (list, tuple, type(None)),
+            "group_target": (str, type(None)), "group_balance": bool, "group_dro": bool, "dro_step": (int, float),
+            "jtt": bool, "jtt_epochs": int, "jtt_upweight": (int, float), "select": str, "keep_epochs": bool,
         }
         for name, types in expected.items():
             value = getattr(self, name)
@@ -97,6 +150,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be {example or _type_names(types)}, got {value!r}")
         if not all(isinstance(r, str) for r in self.data_roots):
             raise ConfigError(f"data_roots must be a list of folder names, got {self.data_roots!r}")
+        if self.group_by is not None and not all(isinstance(a, str) for a in self.group_by):
+            raise ConfigError(f"group_by must be a list of attribute names, got {self.group_by!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,10 +188,13 @@ def read_run_config(out: str | Path) -> dict:
 def check_resumable(config: TrainConfig, out: str | Path) -> None:
     """Raise TrainingError unless the run in ``out`` was started with the same LOCKED_ON_RESUME settings."""
     saved_config = read_run_config(out)
+    # A setting a run's config.json lacks is older than the setting: that run trained with its default.
+    defaults = {f.name: None if f.default is MISSING else f.default for f in fields(TrainConfig)}
     differences = [
-        f"{name}: run has {saved_config.get(name)!r}, asked for {getattr(config, name)!r}"
+        f"{name}: run has {saved_config.get(name, defaults.get(name))!r}, asked for {getattr(config, name)!r}"
         for name in LOCKED_ON_RESUME
-        if saved_config.get(name) != json.loads(json.dumps(getattr(config, name)))  # compare as saved in JSON
+        # compare as saved in JSON
+        if saved_config.get(name, defaults.get(name)) != json.loads(json.dumps(getattr(config, name)))
     ]
     if differences:
         raise TrainingError(f"Cannot resume {out} with different settings:\n  " + "\n  ".join(differences))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,13 +33,14 @@ def compute_pos_weight(labels: np.ndarray, mode: str) -> np.ndarray | None:
 
 
 def optimize_step(
-    network: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-    targets: torch.Tensor, device: torch.device,
+    network: nn.Module, criterion: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer, x: torch.Tensor,
+    targets: torch.Tensor, device: torch.device, cells: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One forward, backward and optimizer update on a prepared batch; returns the loss."""
+    """One forward, backward and optimizer update on a prepared batch; returns the loss. With the
+    images' ``cells``, the criterion is a group loss (dro.GroupDRO) called with them."""
     with autocast(device):
         logits = network(x)
-    loss = criterion(logits.float(), targets)
+    loss = criterion(logits.float(), targets) if cells is None else criterion(logits.float(), targets, cells)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -57,10 +58,10 @@ class EpochStats:
 
 def train_one_epoch(
     network: nn.Module,
-    criterion: nn.Module,
+    criterion: Callable[..., torch.Tensor],
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    loader: Iterable[tuple[torch.Tensor, ...]],
     device: torch.device,
     spec: PreprocessConfig,
     augment: AugmentConfig | None,
@@ -73,16 +74,18 @@ def train_one_epoch(
     progress: bool = True,
 ) -> EpochStats:
     """Train ``network`` (the model, or its DistributedDataParallel wrapper) on each batch of ``loader``
-    once: augment with ``generator``, step the optimizer and the per-step scheduler, update ``ema``."""
+    once: augment with ``generator``, step the optimizer and the per-step scheduler, update ``ema``.
+    Batches that carry their images' cells (for Group DRO) pass them to the criterion."""
     model = network.module if isinstance(network, DistributedDataParallel) else network
     network.train()
     started = time.perf_counter()
     loss_sum, seen = 0.0, 0
     bar = tqdm(loader, total=num_batches, desc=desc, unit="batch", disable=not progress, leave=False)
-    for images, targets in bar:
+    for images, targets, *cells in bar:
         targets = targets.to(device, non_blocking=True)
         x = to_training_input(images.to(device, non_blocking=True), spec, augment, generator)
-        loss = optimize_step(network, criterion, optimizer, x, targets, device)
+        group = cells[0].to(device, non_blocking=True) if cells else None
+        loss = optimize_step(network, criterion, optimizer, x, targets, device, group)
         scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
@@ -96,11 +99,12 @@ def train_one_epoch(
 
 @dataclass
 class ValMetrics:
-    """The model's validation loss and F1 at threshold 0.5."""
+    """The model's validation loss and F1 at threshold 0.5, and the probabilities they come from."""
 
     loss: float  # binary cross-entropy, averaged over images and attributes
     f1: np.ndarray  # (A,) per attribute
     macro_f1: float
+    probabilities: np.ndarray  # (len(val_rows), A), for figures per group (groups.cell_accuracy)
 
 
 def validate(
@@ -116,7 +120,7 @@ def validate(
         data.val_rows, info, labels.shape[1],
     )
     f1 = f1_scores(labels, probs, 0.5)
-    return ValMetrics(loss=_binary_cross_entropy(labels, probs), f1=f1, macro_f1=float(f1.mean()))
+    return ValMetrics(loss=_binary_cross_entropy(labels, probs), f1=f1, macro_f1=float(f1.mean()), probabilities=probs)
 
 
 def _binary_cross_entropy(labels: np.ndarray, probs: np.ndarray) -> float:

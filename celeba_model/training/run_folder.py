@@ -1,9 +1,14 @@
 """A training run's folder: the checks before a run may write it, and the files it holds.
 
 - ``config.json``: the TrainConfig the run was started with;
-- ``last.safetensors``: weights, optimizer and scheduler state after the latest epoch (for --resume);
-- ``best.safetensors``: weights of the epoch with the best validation macro-F1 (no optimizer state);
-- ``metrics.jsonl``: one JSON line per finished epoch (losses, macro-F1, per-attribute F1, speed).
+- ``last.safetensors``: weights, optimizer and scheduler state after the latest epoch (for --resume),
+  with Group DRO's cell weights when it is used;
+- ``best.safetensors``: weights of the epoch with the best validation macro-F1, or worst-group accuracy
+  with --select worst-group (no optimizer state);
+- ``epoch-NNN.safetensors``: with --keep-epochs, every epoch's weights (no optimizer state);
+- ``metrics.jsonl``: one JSON line per finished epoch (losses, macro-F1, per-attribute F1, speed, and
+  per-cell accuracies with --group-by);
+- with --jtt, ``jtt-first/`` (the first run, a run folder of its own) and ``jtt_errors.json`` (jtt.py).
 
 Every file is written atomically, so a run killed at any moment leaves the previous good files.
 """
@@ -22,9 +27,16 @@ from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..utils import run_lock
 from ..utils.fileio import atomic_write_text
 from .config import TrainConfig, TrainingError, check_resumable
+from .dro import STATE_KEY as DRO_STATE
+from .dro import GroupDRO
 
 LAST = "last.safetensors"
 BEST = "best.safetensors"
+
+
+def epoch_file(epoch: int) -> str:
+    """The name of one epoch's kept weights (--keep-epochs)."""
+    return f"epoch-{epoch:03d}.safetensors"
 
 
 def check_run_folder(config: TrainConfig, out: Path, resume: bool) -> None:
@@ -60,9 +72,10 @@ class RunProgress:
 
 def load_last(
     out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-    ema: AveragedModel | None, device: torch.device,
+    ema: AveragedModel | None, device: torch.device, dro: GroupDRO | None = None,
 ) -> RunProgress:
-    """Restore the model, optimizer, scheduler and moving average from ``out/last.safetensors``."""
+    """Restore the model, optimizer, scheduler, moving average and Group DRO's weights from
+    ``out/last.safetensors``."""
     path = out / LAST
     state = load_checkpoint(path, device=device, with_optimizer=True)
     model.load_state_dict(state.model.state_dict())
@@ -74,19 +87,28 @@ def load_last(
     if ema is not None:
         saved = state.training_state or {}
         ema.load_state_dict({k[len("ema."):]: v for k, v in saved.items() if k.startswith("ema.")})
+    if dro is not None:
+        if DRO_STATE not in (state.training_state or {}):
+            raise TrainingError(f"{path} has no Group DRO weights; it cannot be resumed")
+        dro.load_state_dict(state.training_state)
     return RunProgress(epoch=training["epoch"], history=training["history"], best_epoch=training["best_epoch"],
                        best_val_macro_f1=training["best_val_macro_f1"])
 
 
 def save_epoch(
     out: Path, meta: dict, model: nn.Module, optimizer: torch.optim.Optimizer, ema: AveragedModel | None,
-    history: list[dict], improved: bool,
+    history: list[dict], improved: bool, dro: GroupDRO | None = None, keep: bool = False,
 ) -> None:
     """Write an epoch's checkpoints and the metrics so far: ``best`` (the evaluated weights: the moving
-    average when there is one) when ``improved``, then ``last`` (for resume), then metrics.jsonl."""
+    average when there is one) when ``improved``, the epoch's own file when ``keep``, then ``last`` (for
+    resume, with the moving average and Group DRO's weights), then metrics.jsonl."""
     # Best before last: if killed in between, resume re-runs this epoch and rewrites both identically.
+    evaluated = ema.module if ema is not None else model
     if improved:
-        save_checkpoint(out / BEST, ema.module if ema is not None else model, meta)
-    ema_state = {f"ema.{k}": v for k, v in ema.state_dict().items()} if ema is not None else None
-    save_checkpoint(out / LAST, model, meta, optimizer_state=optimizer.state_dict(), training_state=ema_state)
+        save_checkpoint(out / BEST, evaluated, meta)
+    if keep:
+        save_checkpoint(out / epoch_file(meta["training"]["epoch"]), evaluated, meta)
+    state = {f"ema.{k}": v for k, v in ema.state_dict().items()} if ema is not None else {}
+    state |= dro.state_dict() if dro is not None else {}
+    save_checkpoint(out / LAST, model, meta, optimizer_state=optimizer.state_dict(), training_state=state or None)
     write_metrics(out, history)
