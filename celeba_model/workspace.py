@@ -53,10 +53,14 @@ def default_workspace_root(explicit: str | Path | None = None) -> Path:
 
 
 def run_name(checkpoint: str | Path) -> str:
-    """A checkpoint's name for folders: its stem, or its run folder's name for a run's
-    ``best.safetensors`` / ``last.safetensors``."""
+    """A checkpoint's name for folders: its stem; its run folder's name for a run's ``best`` /
+    ``last.safetensors``, and ``<run>-epoch-NNN`` for the epochs a run keeps (``--keep-epochs``)."""
     path = Path(checkpoint)
-    return path.parent.name if path.stem in ("best", "last") else path.stem
+    if path.stem in ("best", "last"):
+        return path.parent.name
+    if path.stem.startswith("epoch-") and path.stem[len("epoch-"):].isdigit():
+        return f"{path.parent.name}-{path.stem}"
+    return path.stem
 
 
 def default_run_folder(workspace_root: Path, checkpoint: str | Path, split: str, flip_tta: bool | None = None) -> Path:

@@ -235,3 +235,9 @@ def test_related_runs_are_the_same_family_on_the_same_split(tmp_path):
     assert ws.related_runs(shipped) == [shipped, folders[1]]
     assert ws.related_runs(demo) == [demo]
     assert ws.related_runs(mine) == [mine, folders[5]]
+
+
+def test_kept_epochs_of_different_runs_get_different_folders(tmp_path):
+    first = default_run_folder(tmp_path, tmp_path / "runs" / "erm" / "epoch-007.safetensors", "test")
+    second = default_run_folder(tmp_path, tmp_path / "runs" / "dro" / "epoch-007.safetensors", "test")
+    assert first == tmp_path / "runs" / "erm-epoch-007" / "test" and second != first
