@@ -7,7 +7,11 @@ One JSON format for every summary file:
 - ``checkpoints/celeba/experiments.json``: every real-data experiment, the shipped ones naming their
   checkpoint (``scripts/run_experiments.py``; ``runs/experiments/summary.json`` is its working copy);
 - ``checkpoints/demo/manifest.json``: the demo models and the demo dataset they were trained on
-  (``scripts/build_demo_checkpoints.py``).
+  (``scripts/build_demo_checkpoints.py``);
+- ``checkpoints/celeba/group_robust.json``: the group-robustness benchmark (Blond_Hair by Male: ERM,
+  balanced batches, Group DRO, JTT), figures on real photos, the shipped robust model naming its
+  checkpoint (``scripts/run_group_robust.py``). Not a candidate for the default model: it predicts
+  one attribute.
 
 A file holds ``{"format": SUMMARY_FORMAT, "data": {...}, "models": [ModelRecord, ...]}``. The
 catalogue picks the default model from it, and the model card and the Ablations page show its figures.
@@ -30,6 +34,7 @@ SUMMARY_FORMAT = "celeba_model/model-summary-v1"
 PAPER_FAMILY_FILE = "results.json"
 EXPERIMENTS_FILE = "experiments.json"
 DEMO_MANIFEST = "manifest.json"
+GROUP_ROBUST_FILE = "group_robust.json"
 
 # Operating points (keys of ModelRecord.test): thresholds 0.5 or tuned on val, "-flip" with flip averaging.
 AT_05, TUNED, AT_05_FLIP, TUNED_FLIP = "0.5", "tuned", "0.5-flip", "tuned-flip"
