@@ -14,6 +14,7 @@ from celeba_model.errors import CelebAModelError
 
 METRIC_NAMES = {"accuracy": "accuracy", "tpr": "TPR (recall)", "fpr": "FPR", "precision": "precision", "f1": "F1"}
 DEFAULT_TARGET, DEFAULT_GROUP = "Blond_Hair", "Male"  # CelebA's best-known spurious correlation
+PHOTO_RUN = "wild_val"  # the shipped photo-path runs (real CelebA test photos of 326 people)
 
 folder, predictions = ui.require_run()
 attributes = predictions.attributes
@@ -86,6 +87,15 @@ cols[4].metric("Demographic parity diff.", "n/a" if np.isnan(report.demographic_
                else f"{report.demographic_parity_difference:.3f}",
                help="fairlearn: the difference in the rate of positive decisions between groups")
 st.caption(f"Worst group: **{report.worst_group}**. Worst cell: **{report.worst_cell}**.")
+# A split of a few hundred images may hold one or two people of a rare cell (the shipped test split has one
+# blond man); the same checkpoint's run on the real photos holds enough of them to measure.
+photos_run = sibling_run(predictions, PHOTO_RUN) if folder.name != PHOTO_RUN else None
+if photos_run is not None and (report.cells["support"] < report.small).any():
+    st.info(f"Some cells here hold under {report.small} images. The same checkpoint's run on "
+            f"{ui.run_label(photos_run)} (real photos of other people) holds enough of them to measure.")
+    if st.button(f"Open {ui.run_label(photos_run)}", key="slice_open_photos"):
+        st.session_state[ui.PENDING_RUN_KEY] = ui.run_label(photos_run)
+        st.rerun()
 
 groups = report.groups
 figure = go.Figure()
