@@ -123,3 +123,17 @@ def test_the_shipped_summaries_choose_attrnet_on_validation():
     assert set(scores) == {"paper", "no_conv3", "no_conv3_no_fc1", "paper_rgb", "attrnet"}
     assert catalogue.default_model() == REPO_ROOT / "checkpoints" / "celeba" / "attrnet.safetensors"
     assert [r.name for r in catalogue.demo_manifest().shipped()] == ["paper", "no_conv3", "no_conv3_no_fc1", "paper_rgb"]
+
+
+def test_a_recorded_train_command_parses_back_to_its_options():
+    import shlex
+
+    from celeba_model.cli import build_parser
+    from celeba_model.models.summary import train_command
+
+    options = {"attributes": ["Blond_Hair", "Male"], "group_by": ["Male"], "arch": "paper", "augment": True,
+               "weight_decay": 0.1, "epochs": 12}
+    words = shlex.split(train_command(["/data/celeba"], options, "runs/x"))
+    args = build_parser().parse_args(words[3:])
+    assert (args.attributes, args.group_by, args.arch, args.augment) == (["Blond_Hair", "Male"], ["Male"], "paper", True)
+    assert (args.weight_decay, args.epochs, args.out, args.data_roots) == (0.1, 12, "runs/x", ["/data/celeba"])

@@ -124,7 +124,14 @@ def train_command(data_roots: Sequence[str], options: dict[str, object], out: st
     flags = []
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
-        flags.append(flag if value is True else f"{flag} {shlex.quote(str(value))}")
+        if value is True:
+            flags.append(flag)
+        elif isinstance(value, (list, tuple)):
+            # --group-by takes ATTR[,ATTR]; the other list options (--attributes) take several words.
+            words = [",".join(map(str, value))] if key == "group_by" else [shlex.quote(str(v)) for v in value]
+            flags.append(" ".join([flag, *words]))
+        else:
+            flags.append(f"{flag} {shlex.quote(str(value))}")
     return f"python -m celeba_model train {roots} {' '.join(flags)} --out {out}"
 
 
