@@ -168,8 +168,8 @@ def evaluate_photos(
     keep = np.array([f not in unlabelled for f in photo_set.files], dtype=bool)
     if not keep.any():
         raise ConfigError("None of the photos could be used and labelled; nothing to evaluate")
-    logger.info(f"Framed {int(keep.sum()):,} photos in {framing_seconds:.1f} s "
-                f"({int((photo_set.faces_found[keep] == 0).sum()):,} without a detected face: whole image)")
+    logger.info(f"{int(keep.sum()):,} photos" + (f" framed in {framing_seconds:.1f} s" if framing_seconds > 0.5 else "")
+                + f" ({int((photo_set.faces_found[keep] == 0).sum()):,} without a detected face: whole image)")
 
     results = []
     for checkpoint, predictor, folder in zip(checkpoints, predictors, folders):
