@@ -23,7 +23,9 @@ labels = {ui.run_label(r): r for r in runs}
 current = ui.current_run()
 # Default: the current run and the others of its family (shipped real-data runs, the demo's, or the
 # workspace's own) on the same split.
-default = [ui.run_label(r) for r in ui.workspace().related_runs(current)] if current else []
+attributes = ui.load_run(current).attributes if current else []
+default = [ui.run_label(r) for r in ui.workspace().related_runs(current)
+           if ui.load_run(r).attributes == attributes] if current else []  # comparable runs only
 chosen = st.multiselect("Runs to compare (same attributes, ideally the same split)", list(labels), default=default,
                         key="ablation_runs")
 threshold_mode = st.radio("Thresholds", ["0.5", "checkpoint"], horizontal=True, key="ablation_thresholds",
