@@ -15,7 +15,7 @@ Where things live (each folder's ``__init__`` says more):
 - ``models/``: the architectures, their registry, checkpoints;
 - ``metrics/``: pure numpy metrics, threshold sweeps, curves, bootstrap intervals, the paper's table;
 - ``evaluation/``: batched prediction over splits into predictions artifacts;
-- ``training/``: the training loop, its configuration and resume;
+- ``training/``: the training loop, its configuration and resume; cross-fitting (out-of-sample train predictions);
 - ``analysis/``: thresholds, reports and error selection, read from artifacts;
 - ``photo/``: real photos: face detection, framing, single and batched prediction, Grad-CAM;
 - ``workspace``, ``catalogue``: where files go; the shipped models and the built-in demo;
@@ -43,10 +43,12 @@ _API: dict[str, str] = {
     "load_checkpoint": "celeba_model.models", "save_checkpoint": "celeba_model.models", "Checkpoint": "celeba_model.models",
     # training
     "TrainConfig": "celeba_model.training", "train": "celeba_model.training",
+    "CrossfitConfig": "celeba_model.training", "crossfit": "celeba_model.training",
     # evaluation
     "EvalConfig": "celeba_model.evaluation", "evaluate": "celeba_model.evaluation",
     "evaluate_checkpoints": "celeba_model.evaluation", "Predictions": "celeba_model.evaluation",
-    "load_predictions": "celeba_model.evaluation",
+    "load_predictions": "celeba_model.evaluation", "import_predictions": "celeba_model.evaluation",
+    "export_predictions_csv": "celeba_model.evaluation",
     # metrics
     "attribute_metrics": "celeba_model.metrics", "summarize": "celeba_model.metrics", "f1_scores": "celeba_model.metrics",
     "bootstrap_ci": "celeba_model.metrics", "average_precision": "celeba_model.metrics", "roc_auc": "celeba_model.metrics",
@@ -110,7 +112,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from .data import CelebAIndex, PreprocessConfig, load_index, open_image
     from .data.demo import make_demo_dataset
     from .errors import CelebAModelError
-    from .evaluation import EvalConfig, Predictions, evaluate, evaluate_checkpoints, load_predictions
+    from .evaluation import (
+        EvalConfig,
+        Predictions,
+        evaluate,
+        evaluate_checkpoints,
+        export_predictions_csv,
+        import_predictions,
+        load_predictions,
+    )
     from .metrics import (
         ThresholdSweep,
         attribute_metrics,
@@ -132,5 +142,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
         thresholds_for,
     )
     from .photo import FaceDetector, Predictor, open_photo, predict_photo
-    from .training import TrainConfig, train
+    from .training import CrossfitConfig, TrainConfig, crossfit, train
     from .workspace import Workspace

@@ -195,6 +195,9 @@ def sibling_run(predictions: Predictions, split: str) -> Path | None:
         return None
     other = load_predictions(candidate)
     same = other.meta.get("checkpoint", {}).get("weights_sha256") == predictions.meta.get("checkpoint", {}).get("weights_sha256")
+    # Imported predictions: each split is usually its own file (own digest); one import name is one model.
+    imported = [run.meta.get("imported", {}).get("name") for run in (predictions, other)]
+    same = same or (imported[0] is not None and imported[0] == imported[1])
     return candidate if same else None
 
 

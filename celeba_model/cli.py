@@ -153,6 +153,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="folder for the preprocessed image cache (default: $CELEBA_MODEL_CACHE or "
                    "~/.cache/celeba_model)")
     _add_group_options(p)
+    p.add_argument("--label-corrections", metavar="FILE",
+                   help="a label corrections CSV (the dashboard's Labels page writes one): train and val labels it "
+                   "judges wrong are replaced by its corrected values (default: the dataset's labels)")
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint, with its saved settings")
     p.add_argument("--no-progress", action="store_true", default=False, help="no progress bars (for logs)")
@@ -219,6 +222,73 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_crossfit(sub: argparse._SubParsersAction) -> None:
+    from .training import CrossfitConfig
+
+    d = CrossfitConfig(data_roots=[])
+    p = sub.add_parser(
+        "crossfit",
+        help="out-of-sample probabilities for every train image (k folds by person), for the label audit",
+        description="Deal the split's people into --folds folds, train a fresh model on all folds but one and "
+        "predict that one, for each fold in turn: every image's probabilities come from a model that never saw "
+        "it nor its person, which is what a label-error finder needs to judge its labels. Saves one predictions "
+        "artifact of the whole split (no checkpoint is kept) in OUT, else WORKSPACE/runs/crossfit-<arch>/<split>, "
+        "and prints its held-out macro-F1 and ROC AUC. Nothing is written until all folds are done; a stopped "
+        "run starts again from the beginning.",
+    )
+    _add_data_roots(p)
+    p.add_argument("--folds", type=int, default=d.folds, help=f"number of folds, at least 2 (default: {d.folds})")
+    p.add_argument("--arch", default=d.arch, choices=sorted(available_models()),
+                   help=f"each fold's model architecture (default: {d.arch})")
+    p.add_argument("--attributes", nargs="+", default=d.attributes, metavar="NAME",
+                   help="attributes to predict, any of the 40 CelebA names (default: the paper's 10)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs per fold (default: {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"images per training step (default: {d.batch_size})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate, cosine schedule (default: {d.lr})")
+    p.add_argument("--image-size", type=int, default=d.image_size,
+                   help=f"side of the square model input in pixels (default: {d.image_size})")
+    p.add_argument("--color", choices=["gray", "rgb"], default=d.color, help=f"input colors (default: {d.color})")
+    p.add_argument("--pos-weight", choices=["none", "sqrt", "balanced"], default=d.pos_weight,
+                   help="class balancing as in train; it shifts the probabilities a label-error finder compares "
+                   f"(default: {d.pos_weight})")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d.augment,
+                   help="random flips, shifts, zoom and colors during training (default: off)")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help=f"seed of the folds and of each fold's training (default: {d.seed})")
+    p.add_argument("--split", default=d.split, choices=["train", "val", "test", "all"],
+                   help=f"the split to predict out of sample (default: {d.split})")
+    p.add_argument("--max-images", type=int, default=None, help="use a seeded subset of the split (default: all)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="artifact folder (default: WORKSPACE/runs/crossfit-<arch>/<split>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace another artifact in the output folder (a cross-fit of the same settings is "
+                   "replaced without it; anything else is refused)")
+    p.add_argument("--device", default=d.device, help=f"auto, cpu, cuda or cuda:N (default: {d.device})")
+    p.add_argument("--cache-dir", default=None, help="preprocessed image cache folder (default: as for train)")
+    p.add_argument("--workers", type=int, default=d.workers, help=f"DataLoader worker processes (default: {d.workers})")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    _add_workspace(p)
+    p.set_defaults(func=_run_crossfit)
+
+
+def _run_crossfit(args: argparse.Namespace) -> int:
+    from .training import CrossfitConfig, crossfit
+
+    config = CrossfitConfig(
+        data_roots=args.data_roots, out=args.out, folds=args.folds, arch=args.arch, attributes=args.attributes,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, image_size=args.image_size, color=args.color,
+        pos_weight=args.pos_weight, augment=args.augment, seed=args.seed, split=args.split,
+        max_images=args.max_images, device=args.device, cache_dir=args.cache_dir, workers=args.workers,
+        progress=not args.no_progress, overwrite=args.overwrite,
+    )
+    predictions = crossfit(config, workspace_root=args.workspace)
+    heldout = predictions.meta["crossfit"]["heldout"]
+    auc = "n/a" if heldout["macro_auc"] is None else f"{heldout['macro_auc']:.3f}"
+    print(f"{predictions.folder}: out-of-sample probabilities of {len(predictions):,} {config.split} images from "
+          f"{config.folds} folds; held-out macro-F1 {heldout['macro_f1']:.3f} at 0.5, macro ROC AUC {auc}")
+    return 0
+
+
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
@@ -282,21 +352,105 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--run", required=True, metavar="DIR", help="a folder written by `evaluate`")
     _add_thresholds_option(p)
+    p.add_argument("--label-corrections", metavar="FILE",
+                   help="a label corrections CSV: report against the corrected labels, beside the dataset's "
+                   "figures (default: the dataset's labels)")
     p.set_defaults(func=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from .analysis.reports import attribute_report, format_report, resolve_thresholds, write_report
+    from .analysis.reports import (
+        attribute_report,
+        format_correction_effect,
+        format_report,
+        resolve_thresholds,
+        write_report,
+    )
+    from .data.corrections import read_corrections
     from .evaluation.predictions import load_predictions
 
     predictions = load_predictions(args.run)
     thresholds, source = resolve_thresholds(args.thresholds, predictions, args.workspace)
     if args.thresholds == "checkpoint":
         print(f"Thresholds from {source}")
+    original = None
+    if args.label_corrections:
+        original = attribute_report(predictions, thresholds, n_boot=args.bootstrap)
+        predictions = predictions.with_corrections(read_corrections(args.label_corrections))
+        print(f"Labels corrected by {args.label_corrections}: "
+              f"{predictions.meta['label_corrections']['changed']} of this run's labels changed")
     report = attribute_report(predictions, thresholds, n_boot=args.bootstrap)
     print(format_report(report))
-    csv_path, json_path = write_report(report, predictions.folder)
+    if original is not None:
+        print("\n" + format_correction_effect(original, report,
+                                              predictions.meta["label_corrections"]["changed_per_attribute"]))
+    # Corrected figures go beside the dataset's, not over them.
+    csv_path, json_path = write_report(report, predictions.folder, "report" if original is None else "report_corrected")
     print(f"\nWrote {csv_path} and {json_path}")
+    return 0
+
+
+def _add_label_issues(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "label-issues",
+        help="rank a run's likely label errors per attribute (cleanlab)",
+        description="Find the labels of a predictions artifact that its out-of-sample probabilities contradict "
+        "most (cleanlab's confident learning, per attribute) and list them, most suspicious first. Use a val, "
+        "test or photo run, or for the train split the artifact of `crossfit`. Review them in the dashboard's "
+        "Labels page, which records decisions in a corrections file.",
+    )
+    p.add_argument("--run", required=True, metavar="DIR", help="a folder written by `evaluate`, `crossfit` or "
+                   "`import-predictions`")
+    p.add_argument("--attribute", dest="attributes", action="append", metavar="NAME",
+                   help="only this attribute (repeat for several; default: all of the run's)")
+    p.add_argument("--top", type=int, default=20, help="suspects listed per attribute (default: 20)")
+    p.add_argument("--label-corrections", metavar="FILE",
+                   help="leave out labels this corrections file already decides")
+    p.add_argument("--csv", metavar="FILE",
+                   help="also write every flagged label to this CSV, a review sheet in the corrections format: fill "
+                   "in corrected_value (0 or 1) for the labels you judged and pass it to report, train or the "
+                   "dashboard as label corrections")
+    p.set_defaults(func=_run_label_issues)
+
+
+def _run_label_issues(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .analysis.label_issues import find_label_issues, suspects
+    from .data.corrections import read_corrections
+    from .evaluation.predictions import load_predictions
+
+    predictions = load_predictions(args.run)
+    attributes = args.attributes or predictions.attributes
+    unknown = [a for a in attributes if a not in predictions.attributes]
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)}: not predicted by this run (it has {', '.join(predictions.attributes)})")
+    decided = read_corrections(args.label_corrections) if args.label_corrections else None
+    issues = find_label_issues(predictions)
+    if issues.in_sample:
+        print("warning: these are train-split probabilities of the model that trained on them; use the artifact of "
+              "`crossfit` for out-of-sample ones", file=sys.stderr)
+    tables = []
+    for attribute in attributes:
+        table = suspects(predictions, issues, attribute)
+        if decided is not None:
+            table = table[~table["file"].isin(decided.for_attribute(attribute))]
+        tables.append(table.assign(attribute=attribute))
+        print(f"\n{attribute}: {len(table)} flagged of {len(predictions):,} labels")
+        if len(table):
+            print(table.head(args.top)[["file", "person", "label", "probability", "quality"]]
+                  .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.csv:
+        from .utils.fileio import atomic_write_text
+
+        # A review sheet in the corrections format: fill in corrected_value (0 or 1) where a label is
+        # wrong or right, and it is read by --label-corrections as it is (empty rows are skipped).
+        sheet = pd.concat(tables).rename(columns={"label": "original_value"})
+        sheet["corrected_value"], sheet["note"] = "", ""
+        columns = ["file", "attribute", "corrected_value", "original_value", "note", "person", "probability",
+                   "quality", "flagged"]
+        atomic_write_text(args.csv, sheet[columns].to_csv(index=False))
+        print(f"\nWrote {args.csv}: fill in corrected_value, then pass it as --label-corrections")
     return 0
 
 
@@ -479,6 +633,73 @@ def _run_evaluate_photos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_import_predictions(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import-predictions",
+        help="save another tool's predictions (a CSV or NPZ) as a predictions artifact",
+        description="Read the per-image probabilities (or logits) of a model trained elsewhere (timm, torchvision, "
+        "Lightning, ...) and save them as the artifact `evaluate` writes, with labels, people and image paths from "
+        "the data root, so that report, tune, compare and the dashboard analyse them. A CSV has a file-name column "
+        "(file, filename, image or image_id) and one column per attribute named as in list_attr_celeba.txt; an NPZ "
+        "holds files (N,), attributes (A,) and probabilities or logits (N, A). File names are matched to the data "
+        "root's images by name (folders dropped). Nothing is written unless the whole file is sound.",
+    )
+    p.add_argument("file", metavar="FILE", help="the predictions: .csv (.tsv, .txt, .gz too) or .npz")
+    _add_data_roots(p)
+    p.add_argument("--split", default=None, choices=["train", "val", "test", "all"],
+                   help="the split the rows are images of; rows of another split are refused (default: the one split "
+                   "all rows belong to)")
+    p.add_argument("--name", default=None,
+                   help="the run's name: it is written to WORKSPACE/runs/NAME/SPLIT (default: the file's name without "
+                   "its suffix)")
+    p.add_argument("--logits", action="store_true",
+                   help="the values are logits (raw scores): apply a sigmoid (default: they are probabilities in [0, 1])")
+    p.add_argument("--attributes", nargs="+", default=None, metavar="NAME",
+                   help="import only these attributes (default: every attribute column of the file)")
+    p.add_argument("--drop-other-splits", action="store_true",
+                   help="leave out rows of other splits instead of refusing them (one file of predictions for every "
+                   "image, imported split by split)")
+    p.add_argument("--out", default=None, metavar="DIR", help="artifact folder (default: WORKSPACE/runs/NAME/SPLIT)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an artifact made from another file or checkpoint in the output folder (refused "
+                   "otherwise; importing the same file again replaces its own)")
+    _add_workspace(p)
+    p.set_defaults(func=_run_import_predictions)
+
+
+def _run_import_predictions(args: argparse.Namespace) -> int:
+    from .evaluation.imported import import_predictions
+
+    _, summary = import_predictions(args.file, args.data_roots, args.split, args.name, logits=args.logits,
+                                    out=args.out, workspace=args.workspace, overwrite=args.overwrite,
+                                    attributes=args.attributes, drop_other_splits=args.drop_other_splits)
+    print(summary)
+    return 0
+
+
+def _add_export_predictions(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export-predictions",
+        help="write a predictions artifact's probabilities as a CSV or NPZ (the import-predictions format)",
+        description="Write the probabilities of a predictions artifact for another tool: a CSV with a file column "
+        "and one probability column per attribute, or an NPZ with files, probabilities and attributes, as "
+        "`import-predictions` reads them.",
+    )
+    p.add_argument("--run", required=True, metavar="DIR", help="a folder written by `evaluate` or `import-predictions`")
+    p.add_argument("--out", required=True, metavar="FILE", help="the file to write: .csv or .npz")
+    p.set_defaults(func=_run_export_predictions)
+
+
+def _run_export_predictions(args: argparse.Namespace) -> int:
+    from .evaluation.imported import export_predictions
+    from .evaluation.predictions import load_predictions
+
+    predictions = load_predictions(args.run)
+    path = export_predictions(predictions, args.out)
+    print(f"Wrote {path}: {len(predictions):,} images x {len(predictions.attributes)} attributes")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="celeba-model",
@@ -496,12 +717,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_make_demo(sub)
     _add_info(sub)
     _add_train(sub)
+    _add_crossfit(sub)
     _add_evaluate(sub)
     _add_tune(sub)
     _add_report(sub)
     _add_compare(sub)
+    _add_label_issues(sub)
     _add_predict(sub)
     _add_evaluate_photos(sub)
+    _add_import_predictions(sub)
+    _add_export_predictions(sub)
     return parser
 
 
@@ -524,7 +749,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         after = {"train": "; the last finished epoch's checkpoint is intact (continue with --resume)",
-                 "evaluate": "; earlier artifacts are unchanged"}.get(args.command, "")
+                 "evaluate": "; earlier artifacts are unchanged",
+                 "crossfit": "; nothing was written"}.get(args.command, "")
         print(f"Interrupted{after}.", file=sys.stderr)
         return 130
     except CelebAModelError as err:

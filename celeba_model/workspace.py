@@ -8,7 +8,9 @@ A workspace is the folder a user works in:
 - ``runs/``: training runs and predictions artifacts, from the CLI or the dashboard
   (``runs/<checkpoint name>/<split>``), and ``runs/thresholds/``: tuned thresholds for checkpoints
   whose file is never rewritten (see ``celeba_model.analysis.selection.thresholds``);
-- ``data/demo/``: the generated demo dataset.
+- ``data/demo/``: the generated demo dataset;
+- ``runs/labels/corrections.csv``: label decisions made on the dashboard's Labels page, and
+  ``checkpoints/<family>/labels/*.csv``: shipped label audits.
 
 The root is ``--workspace``, else ``$CELEBA_WORKSPACE``, else the checkout when working inside it,
 else the current folder. The CLI and the dashboard place and find files by the rules in this
@@ -31,6 +33,10 @@ ARTIFACT_FILE = "predictions.npz"
 # Tuned thresholds for checkpoints that must not be rewritten (shipped or read-only files), one JSON
 # file per set of weights: runs/thresholds/<checkpoint name>-<first 12 hex digits of the weights digest>.json
 OVERRIDES_FOLDER = "thresholds"
+# Label corrections (data/corrections.py): a user's in runs/labels/ (the Labels page writes
+# runs/labels/corrections.csv), shipped label audits in checkpoints/<family>/labels/.
+LABELS_FOLDER = "labels"
+CORRECTIONS_FILE = "corrections.csv"
 
 
 def is_checkout(folder: Path) -> bool:
@@ -154,6 +160,17 @@ class Workspace:
         folder = Path(folder)
         same = [r for r in self.list_runs() if r.parent.parent == folder.parent.parent and r.name == folder.name]
         return [folder] + [r for r in same if r != folder]
+
+    @property
+    def corrections_file(self) -> Path:
+        """The corrections file the Labels page records decisions in by default."""
+        return self.runs_dir / LABELS_FOLDER / CORRECTIONS_FILE
+
+    def list_corrections(self) -> list[Path]:
+        """Every corrections file: the user's (runs/labels/*.csv), then the shipped audits."""
+        own = sorted((self.runs_dir / LABELS_FOLDER).glob("*.csv"))
+        shipped = sorted(self.checkpoints_dir.glob(f"*/{LABELS_FOLDER}/*.csv"))
+        return own + shipped
 
     def list_checkpoints(self) -> list[Path]:
         """Shipped checkpoints and the best checkpoint of every training run under runs/."""

@@ -89,7 +89,7 @@ def attribute_report(
         "run": predictions.name,
         "folder": str(predictions.folder) if predictions.folder else None,
         "split": predictions.meta.get("split"),
-        "checkpoint": predictions.meta.get("checkpoint", {}).get("path"),
+        "checkpoint": _made_by(predictions.meta),
         "arch": predictions.meta.get("checkpoint", {}).get("arch"),
         "images": len(predictions),
         "bootstrap": {"replicates": n_boot, "resampled": ci["resampled"], "groups": int(ci["n_groups"]), "confidence": 0.95},
@@ -97,6 +97,15 @@ def attribute_report(
         "summary": summary_out,
         "paper_average": PAPER_AVERAGE,
     }
+
+
+def _made_by(meta: dict) -> str | None:
+    """What made the predictions: the checkpoint's path, else the imported file, else crossfit's models."""
+    if "imported" in meta:
+        return f"none: predictions imported from {meta['imported'].get('source')}"
+    if "crossfit" in meta:
+        return f"none: out-of-fold predictions of {meta['crossfit'].get('folds')} crossfit models"
+    return meta.get("checkpoint", {}).get("path")
 
 
 def report_frame(report: dict) -> pd.DataFrame:
@@ -176,10 +185,45 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict, folder: str | Path) -> tuple[Path, Path]:
-    """Write ``report.csv`` (one row per attribute) and ``report.json`` (everything) into ``folder``."""
+def correction_effect(original: dict, corrected: dict, changed: dict[str, int] | None = None) -> pd.DataFrame:
+    """How each attribute's figures move when the labels are corrected: two ``attribute_report``s of
+    the same run and thresholds (dataset labels, corrected labels) side by side, with the number of
+    labels the corrections changed (``changed``, from ``meta["label_corrections"]``), and a macro row."""
+    rows = []
+    for before, after in zip(original["attributes"], corrected["attributes"]):
+        row = {"attribute": before["attribute"], "labels changed": (changed or {}).get(before["attribute"], 0),
+               "positives": before["positives"], "positives corrected": after["positives"]}
+        for metric in ("precision", "recall", "f1", "accuracy"):
+            row[metric] = before[metric]
+            row[f"{metric} corrected"] = after[metric]
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    macro = {"attribute": "macro", "labels changed": int(frame["labels changed"].sum()),
+             "positives": int(frame["positives"].sum()), "positives corrected": int(frame["positives corrected"].sum())}
+    for metric, key in (("precision", "macro_precision"), ("recall", "macro_recall"), ("f1", "macro_f1"),
+                        ("accuracy", "macro_accuracy")):
+        macro[metric] = original["summary"][key]
+        macro[f"{metric} corrected"] = corrected["summary"][key]
+    return pd.concat([frame, pd.DataFrame([macro])], ignore_index=True)
+
+
+def format_correction_effect(original: dict, corrected: dict, changed: dict[str, int] | None = None) -> str:
+    """``correction_effect`` as plain text: each metric with the dataset's labels -> corrected labels."""
+    frame = correction_effect(original, corrected, changed)
+    lines = ["With the dataset's labels -> with the corrected labels",
+             f"{'attribute':<12} {'changed':>7} {'positives':>11} {'precision':>15} {'recall':>15} {'F1':>15} {'accuracy':>15}"]
+    for row in frame.to_dict("records"):
+        cells = [f"{row[m]:.3f}->{row[m + ' corrected']:.3f}" for m in ("precision", "recall", "f1", "accuracy")]
+        lines.append(f"{row['attribute']:<12} {row['labels changed']:>7} "
+                     f"{str(row['positives']) + '->' + str(row['positives corrected']):>11} "
+                     + " ".join(f"{c:>15}" for c in cells))
+    return "\n".join(lines)
+
+
+def write_report(report: dict, folder: str | Path, name: str = "report") -> tuple[Path, Path]:
+    """Write ``NAME.csv`` (one row per attribute) and ``NAME.json`` (everything) into ``folder``."""
     folder = Path(folder)
-    csv_path, json_path = folder / "report.csv", folder / "report.json"
+    csv_path, json_path = folder / f"{name}.csv", folder / f"{name}.json"
     atomic_write_text(csv_path, report_frame(report).to_csv(index=False))
     atomic_write_text(json_path, json.dumps(report, indent=2))
     return csv_path, json_path

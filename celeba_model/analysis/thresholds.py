@@ -74,6 +74,13 @@ def evaluated_checkpoint(predictions: Predictions, workspace_root: Path | None =
     """
     recorded = predictions.meta.get("checkpoint", {})
     where = predictions.folder or "these predictions"
+    if "imported" in predictions.meta:
+        raise ConfigError(f"{where} holds predictions imported from {predictions.meta['imported'].get('source')}: "
+                          "no checkpoint stores their thresholds; give them as a number or as the thresholds JSON "
+                          "file that `tune` writes")
+    if "crossfit" in predictions.meta:
+        raise ConfigError(f"{where} holds out-of-fold predictions of several crossfit models: no checkpoint stores "
+                          "their thresholds; give them as a number or a thresholds JSON file")
     if not recorded.get("path") or not recorded.get("weights_sha256"):
         raise ConfigError(f"{where} does not record which checkpoint made it; re-evaluate the checkpoint")
     path = Path(recorded["path"])

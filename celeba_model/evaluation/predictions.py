@@ -22,13 +22,14 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..attributes import CELEBA_ATTRIBUTES
 from ..data.celeba_files import CelebANotFoundError, find_layout
+from ..data.corrections import LabelCorrections
 from ..errors import CelebAModelError
 from ..utils.fileio import atomic_write_files
 from ..workspace import ARTIFACT_FILE as ARRAY_FILE
@@ -98,6 +99,18 @@ class Predictions:
             raise PredictionsError(f"{name!r} is not a CelebA attribute")
         raise PredictionsError(f"{self.name} has no labels of {name}: it stores only the model's attributes "
                                f"({', '.join(self.attributes)}); evaluate again to store all 40 labels")
+
+    def with_corrections(self, corrections: LabelCorrections) -> Predictions:
+        """A copy whose labels (the model's and all 40) carry ``corrections``; ``meta["label_corrections"]``
+        says which file and how many of the model's labels changed. Probabilities are untouched."""
+        labels, changed = corrections.apply(self.files, self.attributes, self.labels)
+        celeba = self.celeba_labels
+        if celeba is not None:
+            celeba = corrections.apply(self.files, list(CELEBA_ATTRIBUTES), celeba)[0]
+        per_attribute = (labels != self.labels).sum(axis=0)
+        record = {"file": str(corrections.path) if corrections.path else None, "changed": changed,
+                  "changed_per_attribute": {a: int(n) for a, n in zip(self.attributes, per_attribute)}}
+        return replace(self, labels=labels, celeba_labels=celeba, meta={**self.meta, "label_corrections": record})
 
     @property
     def name(self) -> str:

@@ -9,10 +9,13 @@
 - ``sampling``: each epoch's draw when it is not a plain shuffle: balanced cells, upweighted images;
 - ``dro``: the Group DRO loss and its cell weights;
 - ``jtt``: Just Train Twice's first run and its error set;
+- ``crossfit``: out-of-sample probabilities for a whole split (train by default), one model per fold of
+  people trained on the others, for finding wrong labels (``crossfit(CrossfitConfig(...))``);
 - ``train``: train(), the loop over epochs that ties them together.
 """
 
 from .config import TrainConfig, TrainingError, read_run_config
+from .crossfit import CrossfitConfig, crossfit
 from .train import TrainResult, train
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingError", "read_run_config", "train"]
+__all__ = ["CrossfitConfig", "TrainConfig", "TrainResult", "TrainingError", "crossfit", "read_run_config", "train"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..data.cache import load_or_build_cache
+from ..data.corrections import corrected_index, read_corrections
 from ..data.index import CelebAIndex, load_index
 from ..data.transforms import PreprocessConfig
 from ..utils.distributed import DistInfo, main_first
 from .config import TrainConfig, TrainingError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,6 +36,10 @@ class RunData:
 def prepare_data(config: TrainConfig, spec: PreprocessConfig, info: DistInfo = DistInfo()) -> RunData:
     """Index the data roots, build or reuse the image cache, and pick the train and val rows."""
     index = load_index(config.data_roots, split_seed=config.split_seed)
+    if config.label_corrections:
+        # Read before anything is written: a bad corrections file fails the start cleanly.
+        index, changed = corrected_index(index, read_corrections(config.label_corrections))
+        logger.info("label corrections %s: %d labels changed", config.label_corrections, changed)
     # Under torchrun, rank 0 builds the cache while the others wait, then they map the same file.
     cache = main_first(info, lambda: load_or_build_cache(index.paths, spec, config.cache_dir,
                                                          progress=config.progress and info.is_main))

@@ -72,6 +72,9 @@ class TrainConfig:
     jtt_upweight: float = 20.0
     select: str = "macro-f1"  # which validation figure picks best.safetensors (SELECT_MODES)
     keep_epochs: bool = False  # also keep every epoch's evaluated weights as epoch-NNN.safetensors
+    # A corrections CSV (data/corrections.py): the train and val labels it judges wrong are replaced
+    # by its corrected values before training. Stored as an absolute path so --resume finds it.
+    label_corrections: str | None = None
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -95,6 +98,8 @@ class TrainConfig:
         if self.workers < 0:
             raise ConfigError(f"workers must be 0 or more, got {self.workers}")
         self._check_groups()
+        if self.label_corrections:
+            self.label_corrections = str(Path(self.label_corrections).expanduser().resolve())
 
     def _check_groups(self) -> None:
         """The group options, resolved to canonical names: they need each other in set ways."""
@@ -141,6 +146,7 @@ class TrainConfig:
             "eval_batch_size": (int, type(None)), "progress": bool, "group_by": (list, tuple, type(None)),
             "group_target": (str, type(None)), "group_balance": bool, "group_dro": bool, "dro_step": (int, float),
             "jtt": bool, "jtt_epochs": int, "jtt_upweight": (int, float), "select": str, "keep_epochs": bool,
+            "label_corrections": (str, type(None)),
         }
         for name, types in expected.items():
             value = getattr(self, name)
