@@ -69,9 +69,26 @@ def _sidebar() -> None:
                 st.session_state[ui.RUN_CHOICE_KEY] = ui.run_label(default) if default else next(iter(paths))
             choice = st.selectbox("Run", list(paths), key=ui.RUN_CHOICE_KEY, help="A predictions artifact under runs/")
             st.session_state[ui.RUN_KEY] = paths[choice]
+        _corrections_controls()
         if not ui.read_only():
             with st.expander("Evaluate a checkpoint"):
                 _evaluate_form()
+            with st.expander("Import predictions"):
+                _import_form()
+
+
+def _corrections_controls() -> None:
+    """Which label corrections file the Labels page writes, and whether every page applies it."""
+    choices = ui.corrections_choices()
+    names = list(choices)
+    current = str(st.session_state.get(ui.CORRECTIONS_FILE_KEY) or ui.workspace().corrections_file)
+    index = next((i for i, n in enumerate(names) if str(choices[n]) == current), 0)
+    name = st.selectbox("Label corrections", names, index=index, key="corrections_choice",
+                        help="The file of label decisions: yours (the Labels page writes it) or a shipped audit")
+    st.session_state[ui.CORRECTIONS_FILE_KEY] = str(choices[name])
+    st.toggle("Use corrected labels", key=ui.CORRECTIONS_ON_KEY,
+              help="Every page computes its metrics against the labels with this file's corrections applied; "
+              "the Overview shows both figures")
 
 
 def _evaluate_form() -> None:
@@ -102,6 +119,36 @@ def _evaluate_form() -> None:
         st.rerun()
 
 
+def _import_form() -> None:
+    """A model trained elsewhere: its CSV or NPZ of per-image probabilities becomes a run, as
+    `python -m celeba_model import-predictions` makes it (docs/command-line.md has the format)."""
+    st.caption("A CSV (a file column, one probability column per attribute) or NPZ from your own code; labels "
+               "and people come from the CelebA folder above.")
+    upload = st.file_uploader("Predictions file", type=["csv", "tsv", "txt", "gz", "npz"], key="import_file")
+    name = st.text_input("Run name", key="import_name", placeholder="default: the file's name")
+    split = st.selectbox("Split", ["(the file's)", "test", "val", "train", "all"], key="import_split",
+                         help="The split the rows belong to; the file's own when they all belong to one")
+    logits = st.checkbox("Values are logits (apply a sigmoid)", key="import_logits")
+    overwrite = st.checkbox("Replace a run of another file with that name", key="import_overwrite")
+    root = ui.data_root()
+    if st.button("Import", disabled=not (root and upload), key="import_button",
+                 help=None if root else "Set the CelebA folder first"):
+        from celeba_model.evaluation.imported import import_predictions
+
+        try:
+            predictions, summary = import_predictions(
+                upload, [root], None if split.startswith("(") else split, name.strip() or None, logits,
+                workspace=ui.workspace().root, overwrite=overwrite)
+        except CelebAModelError as err:
+            st.error(f"Import failed: {err}")  # nothing was written
+            return
+        st.session_state[ui.PENDING_RUN_KEY] = ui.run_label(predictions.folder)
+        st.session_state["import_summary"] = summary.lines()
+        st.rerun()
+    if "import_summary" in st.session_state:  # shown once, after the rerun that opens the new run
+        st.success("  \n".join(st.session_state.pop("import_summary")))
+
+
 # Page files live in views/, not pages/: a pages/ folder beside the main script switches Streamlit's
 # script runner to the legacy multipage mode, which reruns a page without this script.
 def main() -> None:
@@ -116,6 +163,7 @@ def main() -> None:
         st.Page(HERE / "views" / "ablations.py", title="Ablations", icon=":material/compare:"),
         st.Page(HERE / "views" / "misclassified.py", title="Misclassified", icon=":material/error:"),
         st.Page(HERE / "views" / "slices.py", title="Slices", icon=":material/groups:"),
+        st.Page(HERE / "views" / "labels.py", title="Labels", icon=":material/rule:"),
         st.Page(HERE / "views" / "upload.py", title="Upload", icon=":material/upload:"),
     ]
     page = st.navigation(pages)

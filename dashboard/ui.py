@@ -16,6 +16,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from celeba_model.analysis.label_issues import LabelIssues, find_label_issues
 from celeba_model.analysis.reports import attribute_report
 from celeba_model.analysis.slices import (
     BiasMap,
@@ -27,6 +28,7 @@ from celeba_model.analysis.slices import (
 )
 from celeba_model.analysis.thresholds import evaluated_checkpoint
 from celeba_model.catalogue import Catalogue
+from celeba_model.data.corrections import LabelCorrections, read_corrections
 from celeba_model.data.crop import CropBox, crop_and_resize
 from celeba_model.data.images import ImageReadError, open_image
 from celeba_model.errors import CelebAModelError
@@ -122,68 +124,131 @@ def run_mtime(folder: Path) -> float:
     return path.stat().st_mtime if path.is_file() else 0.0
 
 
+def _file_mtime(path: str) -> float:
+    try:
+        return Path(path).stat().st_mtime_ns / 1e9 if path else 0.0
+    except OSError:
+        return 0.0
+
+
+# A run as the caches see it: (folder, artifact time, corrections file or "", its time). Changing the
+# artifact, switching corrections on or off, or a new decision in the file each make a new key.
+RunKey = tuple[str, float, str, float]
+
+
+def run_key(folder: str | Path, corrected: bool | None = None) -> RunKey:
+    """The cache key of a run with the sidebar's label corrections (``corrected=None``), or explicitly
+    with (True) or without (False) them."""
+    use = corrections_on() if corrected is None else corrected
+    path = str(active_corrections_file()) if use else ""
+    return str(folder), run_mtime(Path(folder)), path, _file_mtime(path)
+
+
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _load_run(folder: str, mtime: float) -> Predictions:
-    return load_predictions(folder)
+def _load_run(key: RunKey) -> Predictions:
+    folder, _, corrections, _ = key
+    predictions = load_predictions(folder)
+    if corrections:
+        predictions = predictions.with_corrections(read_corrections(corrections, missing_ok=True))
+    return predictions
 
 
-def load_run(folder: str | Path) -> Predictions:
-    """A predictions artifact, reloaded only when its file changes."""
-    return _load_run(str(folder), run_mtime(Path(folder)))
+def load_run(folder: str | Path, corrected: bool | None = None) -> Predictions:
+    """A predictions artifact, with the sidebar's label corrections applied when they are on (or as
+    ``corrected`` says); reloaded only when its file or the corrections change."""
+    return _load_run(run_key(folder, corrected))
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _sweep(folder: str, mtime: float) -> ThresholdSweep:
-    run = _load_run(folder, mtime)
+def _sweep(key: RunKey) -> ThresholdSweep:
+    run = _load_run(key)
     return ThresholdSweep(run.labels, run.probabilities)
 
 
 def sweep_for(folder: str | Path) -> ThresholdSweep:
     """The run's threshold sweep: scores sorted once, metrics at any thresholds in microseconds."""
-    return _sweep(str(folder), run_mtime(Path(folder)))
+    return _sweep(run_key(folder))
 
 
 @st.cache_data(show_spinner="Computing bootstrap intervals...", max_entries=256)
-def _report(folder: str, mtime: float, thresholds: tuple[float, ...], n_boot: int) -> dict:
-    return attribute_report(_load_run(folder, mtime), np.array(thresholds), n_boot=n_boot)
+def _report(key: RunKey, thresholds: tuple[float, ...], n_boot: int) -> dict:
+    return attribute_report(_load_run(key), np.array(thresholds), n_boot=n_boot)
 
 
-def report_for(folder: str | Path, thresholds: np.ndarray, n_boot: int = 1000) -> dict:
+def report_for(folder: str | Path, thresholds: np.ndarray, n_boot: int = 1000, corrected: bool | None = None) -> dict:
     """Per-attribute report with bootstrap intervals (cached per thresholds)."""
-    return _report(str(folder), run_mtime(Path(folder)), tuple(float(t) for t in thresholds), n_boot)
+    return _report(run_key(folder, corrected), tuple(float(t) for t in thresholds), n_boot)
 
 
 @st.cache_data(show_spinner="Computing slices and their bootstrap intervals...", max_entries=256)
-def _slices(folder: str, mtime: float, target: str, by: tuple[str, ...], threshold: float, n_boot: int) -> SliceReport:
-    return slice_report(_load_run(folder, mtime), target, list(by), threshold, n_boot=n_boot)
+def _slices(key: RunKey, target: str, by: tuple[str, ...], threshold: float, n_boot: int) -> SliceReport:
+    return slice_report(_load_run(key), target, list(by), threshold, n_boot=n_boot)
 
 
 def slices_for(folder: str | Path, target: str, by: list[str], threshold: float, n_boot: int = 1000) -> SliceReport:
     """One target's metrics by group with intervals (cached per run file, grouping and threshold)."""
-    return _slices(str(folder), run_mtime(Path(folder)), target, tuple(by), float(threshold), n_boot)
+    return _slices(run_key(folder), target, tuple(by), float(threshold), n_boot)
 
 
 @st.cache_data(show_spinner="Computing the bias map...", max_entries=64)
-def _bias_map(folder: str, mtime: float, thresholds: tuple[float, ...], min_support: int) -> BiasMap:
-    return bias_map(_load_run(folder, mtime), np.array(thresholds), min_support)
+def _bias_map(key: RunKey, thresholds: tuple[float, ...], min_support: int) -> BiasMap:
+    return bias_map(_load_run(key), np.array(thresholds), min_support)
 
 
 def bias_map_for(folder: str | Path, thresholds: np.ndarray, min_support: int) -> BiasMap:
     """Every target x attribute worst-cell gap (cached per run file, thresholds and minimum support)."""
-    return _bias_map(str(folder), run_mtime(Path(folder)), tuple(float(t) for t in thresholds), int(min_support))
+    return _bias_map(run_key(folder), tuple(float(t) for t in thresholds), int(min_support))
 
 
 @st.cache_data(show_spinner="Fitting per-group thresholds...", max_entries=64)
-def _group_thresholds(fit_folder: str, fit_mtime: float, folder: str, mtime: float, target: str, by: tuple[str, ...],
-                      threshold: float) -> GroupThresholds:
-    return fit_group_thresholds(_load_run(fit_folder, fit_mtime), _load_run(folder, mtime), target, list(by), threshold)
+def _group_thresholds(fit_key: RunKey, key: RunKey, target: str, by: tuple[str, ...], threshold: float) -> GroupThresholds:
+    return fit_group_thresholds(_load_run(fit_key), _load_run(key), target, list(by), threshold)
 
 
 def group_thresholds_for(fit_folder: str | Path, folder: str | Path, target: str, by: list[str],
                          threshold: float) -> GroupThresholds:
     """Per-group thresholds fitted on ``fit_folder``'s run and applied to ``folder``'s (cached)."""
-    return _group_thresholds(str(fit_folder), run_mtime(Path(fit_folder)), str(folder), run_mtime(Path(folder)),
-                             target, tuple(by), float(threshold))
+    return _group_thresholds(run_key(fit_folder), run_key(folder), target, tuple(by), float(threshold))
+
+
+@st.cache_resource(show_spinner="Ranking likely label errors (cleanlab)...", max_entries=32)
+def _label_issues(key: RunKey) -> LabelIssues:
+    return find_label_issues(_load_run(key))
+
+
+def label_issues_for(folder: str | Path) -> LabelIssues:
+    """cleanlab's label issues of a run against its dataset labels (cached per artifact file): the
+    suspects stay put while decisions are recorded."""
+    return _label_issues(run_key(folder, corrected=False))
+
+
+# Label corrections: the sidebar picks a file (the workspace's own by default) and whether every
+# page applies it; the Labels page records decisions in it.
+CORRECTIONS_ON_KEY = "corrections_on"
+CORRECTIONS_FILE_KEY = "corrections_file"
+
+
+def corrections_on() -> bool:
+    return bool(st.session_state.get(CORRECTIONS_ON_KEY, False))
+
+
+def active_corrections_file() -> Path:
+    """The corrections file chosen in the sidebar, else the workspace's runs/labels/corrections.csv."""
+    chosen = st.session_state.get(CORRECTIONS_FILE_KEY)
+    return Path(chosen) if chosen else workspace().corrections_file
+
+
+def corrections() -> LabelCorrections:
+    """The decisions in the active corrections file, read now (cheap: a small CSV)."""
+    return read_corrections(active_corrections_file(), missing_ok=True)
+
+
+def corrections_choices() -> dict[str, Path]:
+    """Corrections files to choose from, by their path in the workspace: the user's own (even before
+    its first decision) and the shipped audits."""
+    root = workspace().root
+    files = list(dict.fromkeys([workspace().corrections_file, *workspace().list_corrections()]))
+    return {str(f.relative_to(root)) if f.is_relative_to(root) else str(f): f for f in files}
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=16)
@@ -245,7 +310,11 @@ def require_run() -> tuple[Path, Predictions]:
         st.info("No evaluation run yet. Evaluate a checkpoint from the sidebar, or run "
                 "`python -m celeba_model evaluate` and reload.")
         st.stop()
-    return folder, load_run(folder)
+    try:
+        return folder, load_run(folder)
+    except CelebAModelError as err:  # a corrections file edited by hand into something unreadable
+        st.error(str(err))
+        st.stop()
 
 
 def data_root() -> str:
@@ -261,6 +330,18 @@ def face_crop(path: str, crop: dict, size: int = 128) -> Image.Image | None:
         return crop_and_resize(open_image(path), CropBox.from_dict(crop), size, "rgb")
     except ImageReadError:
         return None
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def thumbnail(path: str, size: int = 160) -> Image.Image | None:
+    """A whole image, color, at most ``size`` pixels wide (None if unreadable): hair and glasses show
+    whole, and loose photos are not cut by the aligned-image crop."""
+    try:
+        image = open_image(path).convert("RGB")
+    except ImageReadError:
+        return None
+    image.thumbnail((size, size * 2))
+    return image
 
 
 def saliency_overlay(image: Image.Image, cam: np.ndarray, crop: CropBox, size: int = 192) -> Image.Image:
@@ -281,10 +362,19 @@ def describe_run(predictions: Predictions) -> str:
     checkpoint = meta.get("checkpoint", {})
     timing = meta.get("timing", {})
     people = meta.get("counts", {}).get("identities")
+    if "imported" in meta:
+        made = f"predictions imported from `{Path(str(meta['imported'].get('source'))).name}`"
+    elif "crossfit" in meta:
+        made = f"out-of-fold predictions of {meta['crossfit'].get('folds', '?')} {checkpoint.get('arch', '?')} models (crossfit)"
+    else:
+        made = f"{checkpoint.get('arch', '?')} model, `{checkpoint.get('path', '?')}`"
     parts = [
-        f"**{predictions.name}**: {checkpoint.get('arch', '?')} model, `{checkpoint.get('path', '?')}`",
+        f"**{predictions.name}**: {made}",
         f"{len(predictions):,} {meta.get('split', '?')} images" + (f" of {people:,} people" if people else ""),
     ]
+    corrected = meta.get("label_corrections")
+    if corrected:
+        parts.append(f"**corrected labels** ({corrected['changed']:,} changed by `{Path(corrected['file']).name}`)")
     if timing.get("images_per_s"):
         parts.append(f"evaluated at {timing['images_per_s']:,.0f} images/s on {timing.get('device', '?')}")
     return " · ".join(parts)

@@ -1,4 +1,4 @@
-"""Screenshots of the dashboard's five pages for the README: docs/images/<page>.png.
+"""Screenshots of the dashboard's seven pages for the README: docs/images/<page>.png.
 
     .venv/bin/python scripts/screenshots.py                      # this checkout as the workspace
     .venv/bin/python scripts/screenshots.py --workspace DIR      # another workspace
@@ -6,13 +6,15 @@
 
 It starts `streamlit run dashboard/app.py` on a free localhost port against the workspace, waits for
 the server, and drives headless Chromium (Debian's /usr/bin/chromium through playwright; nothing is
-downloaded) through Overview, Thresholds, Ablations, Misclassified and Upload. Each page is shot
+downloaded) through Overview, Thresholds, Ablations, Misclassified, Slices, Labels and Upload. Each page is shot
 once its real content is drawn (its numbers, charts or images, and the app idle), not on the first
 blank render. The server is stopped by its own process id at the end.
 
 The first start of the dashboard in a fresh workspace generates the demo dataset and evaluates the
 demo checkpoints (about a minute). The Misclassified page is shot on the demo run `demo/paper/test`,
-whose images are in the workspace; the Upload page gets the first demo image unless --image is given.
+whose images are in the workspace, and so is the Labels page (no CelebA image lands in docs/); Slices
+on the shipped real photos' run `celeba/attrnet/wild_val` (charts only); the Upload page gets the
+first demo image unless --image is given.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ if str(REPO) not in sys.path:  # dashboard.server, run as `python scripts/screen
 from dashboard.server import chromium, dashboard_server  # noqa: E402
 
 HEADINGS = {"Overview": "Overview", "Thresholds": "Thresholds", "Ablations": "Ablations",
-            "Misclassified": "Misclassified examples", "Upload": "Upload an image"}
+            "Misclassified": "Misclassified examples", "Slices": "Slices", "Labels": "Labels",
+            "Upload": "Upload an image"}
 MISCLASSIFIED_RUN = "demo/paper/test"
+SLICES_RUN = "celeba/attrnet/wild_val (shipped)"
 
 
 def wait_idle(page) -> None:
@@ -102,13 +106,42 @@ def misclassified(page, out: Path) -> None:
     shoot(page, out, "misclassified")
 
 
+def choose_run(page, label: str) -> None:
+    run = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run")
+    run.click()
+    page.keyboard.type(label)
+    page.keyboard.press("Enter")
+    wait_idle(page)
+
+
+def slices(page, out: Path) -> None:
+    go(page, "Slices")
+    choose_run(page, SLICES_RUN)
+    page.get_by_text("Worst cell: Blond_Hair, Male").wait_for()
+    page.locator(".js-plotly-plot").nth(1).wait_for()
+    shoot(page, out, "slices")
+    choose_run(page, MISCLASSIFIED_RUN)
+
+
+def labels(page, out: Path) -> None:
+    go(page, "Labels")  # on the demo run chosen before: its images are in the workspace
+    page.get_by_text("Flagged labels per attribute").wait_for()
+    attribute = page.get_by_test_id("stSelectbox").filter(has_text="Attribute")
+    attribute.click()
+    page.keyboard.type("Smiling")
+    page.keyboard.press("Enter")
+    page.get_by_text("flagged labels of Smiling").wait_for()
+    page.get_by_test_id("stImage").nth(3).wait_for()
+    shoot(page, out, "labels")
+
+
 def upload(page, out: Path, image: Path) -> None:
     go(page, "Upload")
     wait_idle(page)
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / f"face{image.suffix.lower()}"  # the page shows the file name
         shutil.copyfile(image, photo)
-        page.locator("input[type=file]").set_input_files(str(photo))
+        page.get_by_test_id("stMainBlockContainer").locator("input[type=file]").set_input_files(str(photo))
         page.get_by_text("Predicted present").wait_for()
         page.locator(".js-plotly-plot").first.wait_for()
         shoot(page, out, "upload")
@@ -146,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                     thresholds(page, args.out)
                     ablations(page, args.out)
                     misclassified(page, args.out)
+                    slices(page, args.out)
+                    labels(page, args.out)
                     upload(page, args.out, image)
             except Exception:
                 print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)

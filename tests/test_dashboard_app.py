@@ -284,3 +284,79 @@ def test_slices_show_the_blond_men_failure_on_real_photos(app):
     assert blond_men["images"] > 30 and blond_men["accuracy"] < 0.8
     assert blond_men["accuracy"] < cells.loc["Blond_Hair, not Male", "accuracy"] - 0.2
     assert any("Worst cell: **Blond_Hair, Male**" in c.value for c in at.caption)
+
+
+def test_labels_page_records_decisions_that_survive_a_restart_and_correct_every_page(app, workspace_root):
+    from celeba_model.data.corrections import read_corrections
+
+    at = _open(app, "labels")
+    assert not at.exception
+    assert at.title[0].value == "Labels"
+    at.selectbox(key="labels_attribute").set_value("Gray_Hair").run()
+    cards = [m.value for m in at.markdown if "· person" in m.value]
+    assert cards, "cleanlab flags Gray_Hair labels of the default run"
+    first = cards[0].split("`")[1]  # most suspicious first
+    at.text_input(key="labels_note").set_value("dark hair").run()
+    at.button(key=f"wrong::Gray_Hair::{first}").click().run()
+    assert not at.exception
+    mine = workspace_root / "runs" / "labels" / "corrections.csv"
+    decision = read_corrections(mine).get(first, "Gray_Hair")
+    assert decision.label_wrong and decision.note == "dark hair"
+    assert first not in " ".join(m.value for m in at.markdown if "· person" in m.value)  # decided ones are hidden
+
+    # A new session (a restart) sees the decision, and every page can use it.
+    again = _open(AppTest.from_file(str(APP), default_timeout=TIMEOUT).run(), "labels")
+    again.selectbox(key="labels_attribute").set_value("Gray_Hair").run()
+    again.checkbox(key="labels_hide_decided").uncheck().run()
+    assert any(first in m.value and "you: label wrong** (dark hair)" in m.value for m in again.markdown)
+    assert _frame(again, "attribute", "wrong").set_index("attribute").loc["Gray_Hair", "wrong"] == 1
+    again.sidebar.toggle(key="corrections_on").set_value(True).run()
+    overview = _open(again, "overview")
+    assert not overview.exception
+    assert any("corrected labels** (1 changed" in m.value for m in overview.markdown)
+    effect = _frame(overview, "labels changed").set_index("attribute")
+    assert effect.loc["Gray_Hair", "labels changed"] == 1 and effect.loc["Smiling", "labels changed"] == 0
+    assert effect.loc["Gray_Hair", "positives corrected"] == effect.loc["Gray_Hair", "positives"] + 1
+
+    # The shipped audit of this split is one choice away; Undo removes a decision.
+    overview.sidebar.selectbox(key="corrections_choice").set_value("checkpoints/celeba/labels/test.csv").run()
+    assert any("corrected labels** (20 changed" in m.value for m in overview.markdown)
+    overview.sidebar.selectbox(key="corrections_choice").set_value("runs/labels/corrections.csv").run()
+    labels = _open(overview, "labels")
+    labels.selectbox(key="labels_attribute").set_value("Gray_Hair").run()
+    labels.checkbox(key="labels_hide_decided").uncheck().run()
+    labels.button(key=f"undo::Gray_Hair::{first}").click().run()
+    assert read_corrections(mine).get(first, "Gray_Hair") is None
+
+
+def _file_uploader(at: AppTest, key: str):
+    return next(u for u in at.get("file_uploader") if u.key == key)
+
+
+def test_predictions_of_another_framework_import_from_the_sidebar(app, workspace_root, tmp_path):
+    from celeba_model.evaluation.imported import export_predictions_csv
+    from celeba_model.evaluation.predictions import load_predictions
+
+    ours = load_predictions(workspace_root / "runs" / "demo" / "paper" / "test")
+    csv_file = export_predictions_csv(ours, tmp_path / "timm_model.csv")
+    app.sidebar.text_input(key="data_root").set_value(str(workspace_root / "data" / "demo")).run()
+
+    # A bad file: a clear error, and no run appears.
+    _file_uploader(app, "import_file").upload("broken.csv", b"file,Smilling\n000001.jpg,0.3\n", "text/csv").run()
+    app.sidebar.button(key="import_button").click().run()
+    assert any("Import failed" in e.value and "Smiling" in e.value for e in app.sidebar.error)
+    assert not (workspace_root / "runs" / "broken").exists()
+
+    _file_uploader(app, "import_file").upload("timm_model.csv", csv_file.read_bytes(), "text/csv").run()
+    app.sidebar.button(key="import_button").click().run()
+    assert not app.exception
+    assert app.sidebar.selectbox(key="run_choice").value == "timm_model/test"
+    assert any("Matched" in s.value for s in app.sidebar.success)
+    assert any("predictions imported from `timm_model.csv`" in m.value for m in app.markdown)
+    imported = load_predictions(workspace_root / "runs" / "timm_model" / "test")
+    assert np.allclose(imported.probabilities, ours.probabilities) and np.array_equal(imported.labels, ours.labels)
+    for page in ("thresholds", "misclassified", "slices", "labels"):  # every page works on it
+        assert not _open(app, page).exception, page
+    imported_f1 = _metric(_open(app, "overview"), "Macro-F1")
+    app.sidebar.selectbox(key="run_choice").set_value("demo/paper/test").run()
+    assert _metric(app, "Macro-F1") == imported_f1  # the same figures as our own run of that model

@@ -129,7 +129,7 @@ def test_upload_of_an_image_file_gives_a_prediction(page, dashboard_workspace, t
     image = next((dashboard_workspace / "data" / "demo" / "img_align_celeba").glob("*.jpg"))
     upload = tmp_path / "someone.jpg"
     shutil.copyfile(image, upload)
-    page.locator("input[type=file]").set_input_files(str(upload))
+    page.get_by_test_id("stMainBlockContainer").locator("input[type=file]").set_input_files(str(upload))
     page.get_by_text("Predicted present").wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
     _shot(page, "5-upload")
@@ -139,7 +139,7 @@ def test_a_file_over_the_upload_limit_is_refused(page, tmp_path):
     _go(page, "Upload")
     big = tmp_path / "huge.jpg"
     big.write_bytes(b"\xff" * (11 * 1024 * 1024))  # over the 10 MB limit of .streamlit/config.toml
-    page.locator("input[type=file]").set_input_files(str(big))
+    page.get_by_test_id("stMainBlockContainer").locator("input[type=file]").set_input_files(str(big))
     page.get_by_text("or smaller").first.wait_for()  # Streamlit: "File must be 10.0MB or smaller."
     page.screenshot(path=str(SCREENSHOTS / "6-upload-too-large.png"))
 
@@ -157,3 +157,15 @@ def test_slices_page_shows_the_blond_men_of_the_shipped_run(page):
     page.get_by_text("Strongest pairs:").wait_for()
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=60_000)
     _shot(page, "7-slices")
+
+
+def test_labels_page_lists_suspects_to_decide(page):
+    _go(page, "Labels")
+    page.get_by_text("Flagged labels per attribute").wait_for()
+    attribute = page.get_by_test_id("stSelectbox").filter(has_text="Attribute")
+    attribute.click()
+    page.keyboard.type("Bangs")
+    page.keyboard.press("Enter")
+    page.get_by_text("flagged labels of Bangs").wait_for()
+    assert page.get_by_role("button", name="Wrong").count() > 3
+    _shot(page, "8-labels")

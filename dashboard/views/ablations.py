@@ -36,9 +36,10 @@ if not chosen:
 
 
 @st.cache_data(show_spinner="Comparing runs...", max_entries=64)
-def _compare(folders: tuple[str, ...], mtimes: tuple[float, ...], thresholds: tuple[tuple[float, ...], ...]) -> dict:
-    return compare_runs([ui.load_run(f) for f in folders], [list(t) for t in thresholds], n_boot=1000,
-                        names=[ui.run_label(Path(f)) for f in folders])
+def _compare(keys: tuple[ui.RunKey, ...], thresholds: tuple[tuple[float, ...], ...]) -> dict:
+    # Keyed by each run's file and label corrections (ui.run_key), so either changing recomputes.
+    return compare_runs([ui.load_run(key[0]) for key in keys], [list(t) for t in thresholds], n_boot=1000,
+                        names=[ui.run_label(Path(key[0])) for key in keys])
 
 
 def _thresholds(folder: Path) -> tuple[float, ...]:
@@ -53,9 +54,8 @@ def _thresholds(folder: Path) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
-folders = tuple(str(labels[name]) for name in chosen)
 try:
-    comparison = _compare(folders, tuple(ui.run_mtime(labels[name]) for name in chosen),
+    comparison = _compare(tuple(ui.run_key(labels[name]) for name in chosen),
                           tuple(_thresholds(labels[name]) for name in chosen))
 except CelebAModelError as err:
     st.error(str(err))

@@ -70,7 +70,9 @@ st.subheader("Where did the model look?")
 checkpoint = predictions.meta.get("checkpoint", {}).get("path")
 checkpoint_path = ui.workspace().resolve(checkpoint) if checkpoint else None
 if checkpoint_path is None or not checkpoint_path.is_file():
-    st.caption(f"The checkpoint of this run ({checkpoint}) is not on this machine, so its Grad-CAM cannot be computed.")
+    st.caption("This run's predictions come from no single checkpoint (imported or crossfit), so there is no "
+               "Grad-CAM to compute." if checkpoint is None else
+               f"The checkpoint of this run ({checkpoint}) is not on this machine, so its Grad-CAM cannot be computed.")
     st.stop()
 choices = {str(predictions.files[row]): int(row) for row in shown}
 picked = st.selectbox("Image", list(choices), key=f"mis_explain::{attribute}::{kind}")

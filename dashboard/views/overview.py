@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import ui
 
-from celeba_model.analysis.reports import report_frame, report_table
+from celeba_model.analysis.reports import correction_effect, report_frame, report_table
 from celeba_model.metrics.curves import reliability_curve
 from celeba_model.metrics.paper_reference import PAPER_AVERAGE, PAPER_TABLE
 
@@ -43,6 +43,17 @@ st.caption(
     f"F {summary['paper_f_ci'][0]:.3f}-{summary['paper_f_ci'][1]:.3f}, "
     f"macro-F1 {summary['macro_f1_ci'][0]:.3f}-{summary['macro_f1_ci'][1]:.3f}."
 )
+
+if ui.corrections_on():
+    # Both figures side by side: the dataset's labels and the corrected ones, same thresholds.
+    original = ui.report_for(folder, thresholds, corrected=False)
+    record = predictions.meta.get("label_corrections", {})
+    effect = correction_effect(original, report, record.get("changed_per_attribute"))
+    st.subheader("Dataset labels vs corrected labels")
+    st.caption(f"{record.get('changed', 0):,} of this run's labels changed by `{record.get('file')}`. The figures "
+               "above and on every page use the corrected labels; here each metric with the dataset's labels "
+               "beside the corrected one.")
+    st.dataframe(effect.style.format(precision=3), hide_index=True, key="overview_corrections")
 
 rows = report["attributes"]
 names = [r["attribute"] for r in rows]
