@@ -4,8 +4,9 @@
 
 Copies the shipped checkpoints into a fresh temporary workspace (as a new clone has: no demo data,
 no runs), starts `streamlit run dashboard/app.py` there and drives Debian's /usr/bin/chromium with
-Playwright. Prints the time from starting the server to the first rendered page with numbers (this
-includes generating the demo and evaluating the demo checkpoints; --warm prepares them first), then
+Playwright. Prints the time from starting the server to the first rendered page with numbers (the
+demo is generated and evaluated in the background meanwhile, on a fresh workspace; --warm prepares
+it first), then
 the time of each page switch and of a threshold-slider move until the metrics show the new value.
 """
 

@@ -55,10 +55,11 @@ _API: dict[str, str] = {
     "ThresholdSweep": "celeba_model.metrics", "tune_thresholds": "celeba_model.metrics",
     # analysis
     "attribute_report": "celeba_model.analysis", "compare_runs": "celeba_model.analysis", "tune_run": "celeba_model.analysis",
+    "map_for": "celeba_model.analysis.embedding_map", "point_colors": "celeba_model.analysis.embedding_map",
     "thresholds_for": "celeba_model.models", "stored_thresholds": "celeba_model.models",
     # photos
     "Predictor": "celeba_model.photo", "FaceDetector": "celeba_model.photo", "open_photo": "celeba_model.photo",
-    "predict_photo": "celeba_model.photo",
+    "predict_photo": "celeba_model.photo", "embed_run": "celeba_model.photo.embeddings",
     # where things are
     "Workspace": "celeba_model.workspace", "Catalogue": "celeba_model.catalogue",
     "CelebAModelError": "celeba_model.errors",
@@ -108,6 +109,7 @@ def predict_photos(
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use
     from .analysis import attribute_report, compare_runs, tune_run
+    from .analysis.embedding_map import map_for, point_colors
     from .catalogue import Catalogue
     from .data import CelebAIndex, PreprocessConfig, load_index, open_image
     from .data.demo import make_demo_dataset
@@ -142,5 +144,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
         thresholds_for,
     )
     from .photo import FaceDetector, Predictor, open_photo, predict_photo
+    from .photo.embeddings import embed_run
     from .training import CrossfitConfig, TrainConfig, crossfit, train
     from .workspace import Workspace

@@ -30,13 +30,23 @@ class UnknownAttributeError(CelebAModelError, ValueError):
     """An attribute name that is not one of the 40 CelebA attributes."""
 
 
+# The word that stands for every attribute (``--attributes all``).
+ALL_ATTRIBUTES = "all"
+
+
 def resolve_attributes(names: Sequence[str] | None) -> list[str]:
     """Validate attribute names (case-insensitive) and return them in canonical spelling.
 
-    ``None`` or an empty sequence means the paper's 10 attributes.
+    ``None`` or an empty sequence means the paper's 10 attributes; ``["all"]`` means all 40, in
+    ``list_attr_celeba.txt`` order.
     """
     if not names:
         return list(PAPER_ATTRIBUTES)
+    if any(name.strip().lower() == ALL_ATTRIBUTES for name in names):
+        if len(names) > 1:
+            raise UnknownAttributeError(f"{ALL_ATTRIBUTES!r} stands for all 40 attributes; give it alone, not with "
+                                        "other names")
+        return list(CELEBA_ATTRIBUTES)
     by_lower = {a.lower(): a for a in CELEBA_ATTRIBUTES}
     resolved: list[str] = []
     for name in names:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,14 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.demo import make_demo_dataset
 from .data.index import load_index
 from .errors import ConfigError
-from .evaluation.evaluate import EvalConfig, evaluate_checkpoint
-from .evaluation.predictions import Predictions, load_predictions, recorded_weights, save_predictions
-from .models.checkpoint import recorded_weights_digest
+from .evaluation.predictions import META_FILE, Predictions, load_predictions, recorded_weights, save_predictions
+from .models.header import recorded_weights_digest
 from .models.summary import DEMO_MANIFEST, EXPERIMENTS_FILE, PAPER_FAMILY_FILE, ModelSummary, read_summary
-from .workspace import ARTIFACT_FILE, REPO_ROOT, Workspace
+from .workspace import ARTIFACT_FILE, REPO_ROOT, RUNS_FOLDER, Workspace, find_runs
 
 DEMO_CHECKPOINTS = Path("checkpoints") / "demo"
 # The demo checkpoints were trained on this dataset; regenerating it gives the same held-out people.
@@ -77,6 +76,9 @@ class Catalogue:
         Work already done (the dataset, artifacts of unchanged checkpoints) is reused, so the
         second start is instant. Returns the artifact folders.
         """
+        from .data.demo import make_demo_dataset
+        from .evaluation.evaluate import EvalConfig, evaluate_checkpoint  # torch: imported when there is work
+
         manifest = self.demo_manifest()
         on_progress("Generating the demo dataset", 0.0)
         make_demo_dataset(
@@ -97,8 +99,7 @@ class Catalogue:
             on_progress(stage, 0.6 + 0.4 * i / len(jobs))
             evaluate_checkpoint(
                 # The demo's own folders: an artifact of older demo weights is replaced.
-                checkpoint, index, folder, EvalConfig(split=split, cache_dir=str(self.workspace.cache_dir),
-                                                       progress=False, overwrite=True),
+                checkpoint, index, folder, EvalConfig(split=split, progress=False, overwrite=True),
                 on_batch=lambda done, total, i=i, stage=stage: on_progress(stage, 0.6 + 0.4 * (i + done / total) / len(jobs)),
             )
         on_progress("Demo ready", 1.0)
@@ -141,9 +142,26 @@ class Catalogue:
         checkpoints = self.workspace.list_checkpoints()
         return checkpoints[0] if checkpoints else None
 
-    def default_run(self) -> Path | None:
-        """The run the dashboard opens on: the test run of the default real-data model if shipped, else
+    def runs_on(self, data_root: str | Path) -> list[Path]:
+        """The runs of a CelebA folder, test runs first, then the newest: the workspace's runs evaluated on
+        it (their meta.json names it) and the runs kept in the folder itself (``DATA_ROOT/runs``, when it
+        is used as a workspace too)."""
+        root = Path(data_root).expanduser()
+        if not root.is_dir():
+            return []
+        target = root.resolve()
+        own = find_runs(root / RUNS_FOLDER)
+        found = [run for run in self.workspace.list_runs() if run not in own and target in _data_roots(run)] + own
+        return sorted(found, key=lambda run: (run.name != "test", -(run / ARTIFACT_FILE).stat().st_mtime))
+
+    def default_run(self, data_root: str | Path | None = None) -> Path | None:
+        """The run the dashboard opens on: with a CelebA folder (``--data-root``), its newest test run
+        (``runs_on``) when it has runs; else the test run of the default real-data model if shipped, else
         the real-data paper model's, else the demo's."""
+        if data_root:
+            runs = self.runs_on(data_root)
+            if runs:
+                return runs[0]
         real_runs = self.workspace.real_checkpoints / "runs"
         candidates = [real_runs / "paper" / "test", self.demo_run("paper", "test")]
         default = self.default_model()
@@ -170,14 +188,25 @@ class Catalogue:
 
         Refuses to replace an artifact of another checkpoint unless ``overwrite``.
         """
+        from .evaluation.evaluate import EvalConfig, evaluate_checkpoint
+
         on_progress("Reading the data roots", 0.0)
         index = load_index(data_roots)
         stage = f"Evaluating {Path(checkpoint).name} on {split}"
         return evaluate_checkpoint(
             checkpoint, index, out or self.workspace.output_for(checkpoint, split),
-            EvalConfig(split=split, cache_dir=str(self.workspace.cache_dir), progress=False, overwrite=overwrite),
+            EvalConfig(split=split, progress=False, overwrite=overwrite),  # the CLI's cache folder (default_cache_dir)
             on_batch=lambda done, total: on_progress(stage, done / total),
         )
+
+
+def _data_roots(run: Path) -> set[Path]:
+    """The resolved data roots a run's meta.json names (none for a run without them or unreadable)."""
+    try:
+        roots = json.loads((run / META_FILE).read_text()).get("data_roots") or []
+        return {Path(r).expanduser().resolve() for r in roots if isinstance(r, str)}
+    except (OSError, ValueError, AttributeError):
+        return set()
 
 
 def _artifact_is_current(folder: Path, checkpoint: Path) -> bool:

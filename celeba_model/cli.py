@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,8 @@ from .errors import CelebAModelError, ConfigError
 from .models.registry import available_models
 from .utils.distributed import is_main_process, shutdown
 from .utils.logs import configure_logging
+
+_command_started = time.monotonic()  # set again by main(): commands that report their whole time count from it
 
 
 def _add_data_roots(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -78,7 +81,8 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
         "images listed but missing on disk, and the positive rate of each attribute per split.",
     )
     _add_data_roots(p)
-    p.add_argument("--attributes", nargs="+", default=None, metavar="NAME", help="attributes to show (default: the paper's 10)")
+    p.add_argument("--attributes", nargs="+", default=None, metavar="NAME",
+                   help="attributes to show, or all (default: the paper's 10)")
     p.set_defaults(func=_run_info)
 
 
@@ -119,7 +123,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="run folder for checkpoints and metrics")
     p.add_argument("--arch", choices=sorted(available_models()), help=f"model architecture (default: {d.arch})")
     p.add_argument("--attributes", nargs="+", metavar="NAME",
-                   help=f"attributes to predict, any of the 40 CelebA names (default: the paper's 10: {' '.join(PAPER_ATTRIBUTES)})")
+                   help="attributes to predict, any of the 40 CelebA names, or all for the 40 (default: the paper's 10: "
+                   f"{' '.join(PAPER_ATTRIBUTES)})")
     p.add_argument("--epochs", type=int, help=f"number of epochs (default: {d.epochs}; the paper trained 100)")
     p.add_argument("--batch-size", type=int, help=f"images per training step (default: {d.batch_size}, as the paper)")
     p.add_argument("--lr", type=float, help=f"AdamW learning rate, annealed by a cosine schedule (default: {d.lr})")
@@ -241,7 +246,7 @@ def _add_crossfit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default=d.arch, choices=sorted(available_models()),
                    help=f"each fold's model architecture (default: {d.arch})")
     p.add_argument("--attributes", nargs="+", default=d.attributes, metavar="NAME",
-                   help="attributes to predict, any of the 40 CelebA names (default: the paper's 10)")
+                   help="attributes to predict, any of the 40 CelebA names, or all for the 40 (default: the paper's 10)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs per fold (default: {d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"images per training step (default: {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate, cosine schedule (default: {d.lr})")
@@ -323,12 +328,23 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     options = EvalConfig(split=args.split, batch_size=args.batch_size, flip_tta=args.flip_tta, device=args.device,
                           cache_dir=args.cache_dir, progress=not args.no_progress, overwrite=args.overwrite)
+    predicting = caching = 0.0
+    cached = 0
     for predictions in evaluate_checkpoints(args.checkpoints, args.data_roots, args.out, options, args.workspace):
         if not is_main_process():
             continue
         timing = predictions.meta["timing"]
-        print(f"{predictions.folder}: {len(predictions):,} images in {timing['seconds']:.1f} s "
+        predicting += timing["seconds"]
+        caching += timing.get("cache_seconds", 0.0)
+        cached += timing.get("images_cached", 0)
+        print(f"{predictions.folder}: {len(predictions):,} images predicted in {timing['seconds']:.1f} s "
               f"({timing['images_per_s']:,.0f} images/s on {timing['device']})")
+    if is_main_process():
+        # The whole command, not only the predicting: decoding images into the cache can take longer.
+        total = time.monotonic() - _command_started
+        decoded = f"decoding {cached:,} images into the cache {caching:.1f} s, " if cached else "images from the cache, "
+        print(f"Done in {total:.1f} s: {decoded}predicting {predicting:.1f} s, reading data and models "
+              f"{max(total - caching - predicting, 0.0):.1f} s")
     return 0
 
 
@@ -655,7 +671,7 @@ def _add_import_predictions(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--logits", action="store_true",
                    help="the values are logits (raw scores): apply a sigmoid (default: they are probabilities in [0, 1])")
     p.add_argument("--attributes", nargs="+", default=None, metavar="NAME",
-                   help="import only these attributes (default: every attribute column of the file)")
+                   help="import only these attributes, or all for the 40 (default: every attribute column of the file)")
     p.add_argument("--drop-other-splits", action="store_true",
                    help="leave out rows of other splits instead of refusing them (one file of predictions for every "
                    "image, imported split by split)")
@@ -700,6 +716,52 @@ def _run_export_predictions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_embed(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "embed",
+        help="store a run's penultimate-layer features and their 2-D map (UMAP) for the dashboard's Map page",
+        description="Compute the features the classifier head of the run's own checkpoint sees (its input, the "
+        "penultimate layer) for every image of the run, read as its evaluation read them (aligned images: the "
+        "crop and image cache; photo runs: face detection and framing), and save them as RUN/embeddings.npz "
+        "(float16, in the order of predictions.npz). Then draw the 2-D map (PCA to 50 dimensions, UMAP, seeded) "
+        "into RUN/map.npz, reused while the features stay the same. Runs of imported or crossfit predictions "
+        "have no checkpoint to compute features with.",
+    )
+    p.add_argument("--run", required=True, metavar="DIR", help="a folder written by `evaluate` or `evaluate-photos`")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="where the images are when not where the run recorded them: the CelebA folder it was "
+                   "evaluated on, or for a photo run the folder of its photos")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 128 on CPU, 4096 on a GPU)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--cache-dir", default=None, help="preprocessed image cache folder (default: as for evaluate)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="compute the features again even when RUN/embeddings.npz is current (default: reuse it)")
+    p.add_argument("--no-map", action="store_true", help="store the features only; the Map page draws the map "
+                   "on first use")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_workspace(p)
+    p.set_defaults(func=_run_embed)
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from .analysis.embedding_map import map_for
+    from .evaluation.predictions import load_predictions
+    from .photo.embeddings import embed_run
+
+    predictions = load_predictions(args.run)
+    embeddings = embed_run(predictions, args.data_root, workspace_root=args.workspace, device=args.device,
+                           batch_size=args.batch_size, cache_dir=args.cache_dir, overwrite=args.overwrite,
+                           progress=not args.no_progress)
+    read = {"aligned": "aligned images", "photos": "photos, detected and framed"}.get(embeddings.meta["source"])
+    print(f"{embeddings.folder}/embeddings.npz: {len(embeddings):,} images x {embeddings.features.shape[1]} "
+          f"features (input of {embeddings.layer}, {read})")
+    if not args.no_map:
+        drawn = map_for(predictions)
+        made = f"drawn in {drawn.meta['seconds']:.1f} s" if drawn.computed else "up to date"
+        print(f"{embeddings.folder}/map.npz: 2-D map of {len(drawn):,} points ({made})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="celeba-model",
@@ -727,6 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_photos(sub)
     _add_import_predictions(sub)
     _add_export_predictions(sub)
+    _add_embed(sub)
     return parser
 
 
@@ -735,6 +798,8 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:  # n
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global _command_started
+    _command_started = time.monotonic()
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)

@@ -13,8 +13,9 @@ A workspace is the folder a user works in:
   ``checkpoints/<family>/labels/*.csv``: shipped label audits.
 
 The root is ``--workspace``, else ``$CELEBA_WORKSPACE``, else the checkout when working inside it,
-else the current folder. The CLI and the dashboard place and find files by the rules in this
-module, so both always agree.
+else the current folder. The preprocessed image cache and the parsed data indexes live outside it, in
+one place for every workspace (``default_cache_dir``). The CLI and the dashboard place and find files by
+the rules in this module, so both always agree.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 # The source checkout this package was imported from (a non-editable install has none).
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE_ENV = "CELEBA_WORKSPACE"
+CACHE_ENV = "CELEBA_MODEL_CACHE"
 RUNS_FOLDER = "runs"
 CHECKPOINTS_FOLDER = "checkpoints"
 # The arrays of a predictions artifact; a folder holding this file is a run.
@@ -56,6 +58,17 @@ def default_workspace_root(explicit: str | Path | None = None) -> Path:
     if is_checkout(REPO_ROOT) and cwd.is_relative_to(REPO_ROOT):
         return REPO_ROOT
     return cwd
+
+
+def default_cache_dir() -> Path:
+    """Where image caches and parsed indexes go unless ``--cache-dir`` says otherwise: ``$CELEBA_MODEL_CACHE``,
+    else ``$XDG_CACHE_HOME/celeba_model``, else ``~/.cache/celeba_model``. The one rule for the CLI, the
+    Python API and the dashboard, so a cache of a large dataset is built once per machine, not per workspace."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "celeba_model"
 
 
 def run_name(checkpoint: str | Path) -> str:
@@ -132,7 +145,8 @@ class Workspace:
 
     @property
     def cache_dir(self) -> Path:
-        return self.root / ".cache" / "images"
+        """The image cache folder: ``default_cache_dir()``, shared by every workspace (as the CLI uses it)."""
+        return default_cache_dir()
 
     def resolve(self, path: str | Path) -> Path:
         """A path recorded in an artifact: absolute as is, relative to the workspace otherwise

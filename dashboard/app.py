@@ -1,7 +1,8 @@
 """CelebA attribute dashboard: `streamlit run dashboard/app.py [-- --data-root /path/to/celeba]`.
 
-On first start it generates the demo dataset and evaluates the shipped demo checkpoints (with a
-progress bar); later starts reuse that work. A CelebA folder can be given in the sidebar, in
+It opens at once on the shipped real-data runs. On first start it also generates the demo dataset
+and evaluates the shipped demo checkpoints in the background (demo_job; progress in the sidebar);
+later starts reuse that work. A CelebA folder can be given in the sidebar, in
 $CELEBA_ROOT, or after `--` on the command line. It listens on localhost only
 (.streamlit/config.toml); `-- --read-only --allowed-root DIR` is the mode for sharing it on a
 network (see ui.read_only).
@@ -20,32 +21,45 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(HERE.parent))
 
+import demo_job  # noqa: E402
 import ui  # noqa: E402
 
 from celeba_model.errors import CelebAModelError  # noqa: E402
 
 
-def _bootstrap_demo() -> None:
-    """First start: make the demo data and its evaluations, showing progress; instant afterwards."""
+def _demo_status() -> None:
+    """First start: the demo is prepared in the background (demo_job) while the pages work; the sidebar
+    shows its progress until its runs join the list. Nothing to do once it is ready."""
     workspace = ui.workspace()
-    if not workspace.demo_checkpoints.is_dir() or ui.catalogue().demo_is_ready() or ui.read_only():
+    if ui.read_only() or not workspace.demo_checkpoints.is_dir():
         return
-    box = st.empty()
-    with box.container():
-        st.subheader("Preparing the built-in demo")
-        st.caption("Generating the synthetic demo dataset and evaluating the shipped demo checkpoints. "
-                   "This happens once; later starts are instant.")
-        bar = st.progress(0.0, text="Starting...")
-        try:
-            ui.catalogue().ensure_demo(lambda stage, fraction: bar.progress(min(max(fraction, 0.0), 1.0), text=stage))
-        except CelebAModelError as err:
-            st.error(f"The demo could not be prepared: {err}")
-    box.empty()
+    job = demo_job.current(workspace.root)
+    if job is None:
+        if ui.catalogue().demo_is_ready():
+            return
+        job = demo_job.start(workspace.root)
+    if not job.done:
+        _demo_progress()
+    elif job.error:
+        st.error(f"The built-in demo could not be prepared: {job.error}")
+        st.button("Try again", key="demo_retry", on_click=demo_job.start, args=(workspace.root,))
+
+
+@st.fragment(run_every=1.0)
+def _demo_progress() -> None:
+    """The demo's progress, redrawn every second; the whole app reruns when it ends (its runs appear)."""
+    job = demo_job.current(ui.workspace().root)
+    if job is None or job.done:
+        st.rerun()
+    st.caption("Preparing the built-in demo in the background: the synthetic dataset and the demo "
+               "checkpoints' evaluations. Its runs join the list when ready; this happens once.")
+    st.progress(job.fraction, text=job.stage)
 
 
 def _sidebar() -> None:
     runs = ui.list_runs()
     with st.sidebar:
+        _demo_status()
         if ui.read_only():
             st.caption("Shared read-only dashboard: evaluating and saving are off; CelebA folders are those the "
                        "host allowed.")
@@ -65,7 +79,7 @@ def _sidebar() -> None:
             if pending in paths:
                 st.session_state[ui.RUN_CHOICE_KEY] = pending
             if st.session_state.get(ui.RUN_CHOICE_KEY) not in paths:
-                default = ui.catalogue().default_run()
+                default = ui.catalogue().default_run(ui.data_root() or None)
                 st.session_state[ui.RUN_CHOICE_KEY] = ui.run_label(default) if default else next(iter(paths))
             choice = st.selectbox("Run", list(paths), key=ui.RUN_CHOICE_KEY, help="A predictions artifact under runs/")
             st.session_state[ui.RUN_KEY] = paths[choice]
@@ -155,7 +169,6 @@ def main() -> None:
     st.set_page_config(page_title="CelebA attributes", page_icon=":material/face:", layout="wide")
     if ui.DATA_ROOT_KEY not in st.session_state:
         st.session_state[ui.DATA_ROOT_KEY] = ui.dashboard_options().data_root or os.environ.get("CELEBA_ROOT", "")
-    _bootstrap_demo()
     _sidebar()
     pages = [
         st.Page(HERE / "views" / "overview.py", title="Overview", icon=":material/table_chart:", default=True),
@@ -164,6 +177,8 @@ def main() -> None:
         st.Page(HERE / "views" / "misclassified.py", title="Misclassified", icon=":material/error:"),
         st.Page(HERE / "views" / "slices.py", title="Slices", icon=":material/groups:"),
         st.Page(HERE / "views" / "labels.py", title="Labels", icon=":material/rule:"),
+        st.Page(HERE / "views" / "map.py", title="Map", icon=":material/scatter_plot:"),
+        st.Page(HERE / "views" / "training.py", title="Training", icon=":material/monitoring:"),
         st.Page(HERE / "views" / "upload.py", title="Upload", icon=":material/upload:"),
     ]
     page = st.navigation(pages)

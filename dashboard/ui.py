@@ -11,21 +11,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from celeba_model.analysis.label_issues import LabelIssues, find_label_issues
 from celeba_model.analysis.reports import attribute_report
-from celeba_model.analysis.slices import (
-    BiasMap,
-    GroupThresholds,
-    SliceReport,
-    bias_map,
-    fit_group_thresholds,
-    slice_report,
-)
 from celeba_model.analysis.thresholds import evaluated_checkpoint
 from celeba_model.catalogue import Catalogue
 from celeba_model.data.corrections import LabelCorrections, read_corrections
@@ -35,14 +27,23 @@ from celeba_model.errors import CelebAModelError
 from celeba_model.evaluation.predictions import Predictions, load_predictions
 from celeba_model.metrics.sweep import ThresholdSweep
 from celeba_model.models.thresholds import stored_thresholds, thresholds_for
-from celeba_model.photo.detection import FaceDetector
-from celeba_model.photo.predictor import Predictor
 from celeba_model.workspace import (
     ARTIFACT_FILE,
+    RUNS_FOLDER,
     WORKSPACE_ENV,
     Workspace,
     default_workspace_root,
+    find_runs,
 )
+
+if TYPE_CHECKING:
+    # Imported where used: torch, cleanlab, fairlearn and UMAP are not needed by the first page, which
+    # then opens seconds sooner.
+    from celeba_model.analysis.embedding_map import EmbeddingMap
+    from celeba_model.analysis.label_issues import LabelIssues
+    from celeba_model.analysis.slices import BiasMap, GroupThresholds, SliceReport
+    from celeba_model.photo.detection import FaceDetector
+    from celeba_model.photo.predictor import Predictor
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout this dashboard is part of
 
@@ -182,6 +183,8 @@ def report_for(folder: str | Path, thresholds: np.ndarray, n_boot: int = 1000, c
 
 @st.cache_data(show_spinner="Computing slices and their bootstrap intervals...", max_entries=256)
 def _slices(key: RunKey, target: str, by: tuple[str, ...], threshold: float, n_boot: int) -> SliceReport:
+    from celeba_model.analysis.slices import slice_report
+
     return slice_report(_load_run(key), target, list(by), threshold, n_boot=n_boot)
 
 
@@ -192,6 +195,8 @@ def slices_for(folder: str | Path, target: str, by: list[str], threshold: float,
 
 @st.cache_data(show_spinner="Computing the bias map...", max_entries=64)
 def _bias_map(key: RunKey, thresholds: tuple[float, ...], min_support: int) -> BiasMap:
+    from celeba_model.analysis.slices import bias_map
+
     return bias_map(_load_run(key), np.array(thresholds), min_support)
 
 
@@ -202,6 +207,8 @@ def bias_map_for(folder: str | Path, thresholds: np.ndarray, min_support: int) -
 
 @st.cache_data(show_spinner="Fitting per-group thresholds...", max_entries=64)
 def _group_thresholds(fit_key: RunKey, key: RunKey, target: str, by: tuple[str, ...], threshold: float) -> GroupThresholds:
+    from celeba_model.analysis.slices import fit_group_thresholds
+
     return fit_group_thresholds(_load_run(fit_key), _load_run(key), target, list(by), threshold)
 
 
@@ -213,6 +220,8 @@ def group_thresholds_for(fit_folder: str | Path, folder: str | Path, target: str
 
 @st.cache_resource(show_spinner="Ranking likely label errors (cleanlab)...", max_entries=32)
 def _label_issues(key: RunKey) -> LabelIssues:
+    from celeba_model.analysis.label_issues import find_label_issues
+
     return find_label_issues(_load_run(key))
 
 
@@ -220,6 +229,25 @@ def label_issues_for(folder: str | Path) -> LabelIssues:
     """cleanlab's label issues of a run against its dataset labels (cached per artifact file): the
     suspects stay put while decisions are recorded."""
     return _label_issues(run_key(folder, corrected=False))
+
+
+@st.cache_resource(show_spinner="Drawing the 2-D map (UMAP; the first map of a server also compiles it, about "
+                   "half a minute)...", max_entries=16)
+def _embedding_map(key: RunKey, files: tuple[float, float], write: bool) -> EmbeddingMap:
+    from celeba_model.analysis.embedding_map import map_for
+
+    return map_for(_load_run(key), write=write)
+
+
+def embedding_map_for(folder: str | Path) -> EmbeddingMap:
+    """The run's 2-D embedding map (``analysis.embedding_map.map_for``), cached per artifact, embeddings
+    and map file; drawn on first use and saved beside the run, except in the read-only mode."""
+    from celeba_model.analysis.embedding_map import MAP_FILE
+    from celeba_model.evaluation.embeddings import EMBEDDINGS_FILE
+
+    folder = Path(folder)
+    files = (_file_mtime(str(folder / EMBEDDINGS_FILE)), _file_mtime(str(folder / MAP_FILE)))
+    return _embedding_map(run_key(folder, corrected=False), files, not read_only())
 
 
 # Label corrections: the sidebar picks a file (the workspace's own by default) and whether every
@@ -253,6 +281,8 @@ def corrections_choices() -> dict[str, Path]:
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=16)
 def _predictor(path: str, mtime: float) -> Predictor:
+    from celeba_model.photo.predictor import Predictor
+
     return Predictor(path)
 
 
@@ -263,6 +293,8 @@ def predictor_for(path: str | Path) -> Predictor:
 @st.cache_resource(show_spinner="Loading the face detector...")
 def face_detector() -> FaceDetector:
     """The shipped mediapipe face detector, loaded once per server (it is thread-safe)."""
+    from celeba_model.photo.detection import FaceDetector
+
     return FaceDetector()
 
 
@@ -278,7 +310,11 @@ def run_label(folder: Path) -> str:
 
 
 def list_runs() -> list[Path]:
-    return workspace().list_runs()
+    """The workspace's runs, then any kept in the sidebar's CelebA folder itself (``DATA_ROOT/runs``)."""
+    runs = workspace().list_runs()
+    root = data_root()
+    own = find_runs(Path(root).expanduser() / RUNS_FOLDER) if root else []
+    return runs + [run for run in own if run not in set(runs)]
 
 
 def current_run() -> Path | None:

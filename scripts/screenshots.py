@@ -1,4 +1,4 @@
-"""Screenshots of the dashboard's seven pages for the README: docs/images/<page>.png.
+"""Screenshots of the dashboard's pages for the README: docs/images/<page>.png.
 
     .venv/bin/python scripts/screenshots.py                      # this checkout as the workspace
     .venv/bin/python scripts/screenshots.py --workspace DIR      # another workspace
@@ -6,15 +6,18 @@
 
 It starts `streamlit run dashboard/app.py` on a free localhost port against the workspace, waits for
 the server, and drives headless Chromium (Debian's /usr/bin/chromium through playwright; nothing is
-downloaded) through Overview, Thresholds, Ablations, Misclassified, Slices, Labels and Upload. Each page is shot
+downloaded) through Overview, Thresholds, Ablations, Misclassified, Slices, Labels, Map, Training
+and Upload. Each page is shot
 once its real content is drawn (its numbers, charts or images, and the app idle), not on the first
 blank render. The server is stopped by its own process id at the end.
 
-The first start of the dashboard in a fresh workspace generates the demo dataset and evaluates the
-demo checkpoints (about a minute). The Misclassified page is shot on the demo run `demo/paper/test`,
+The demo dataset and the demo checkpoints' evaluations are prepared first (about a minute in a fresh
+workspace, where the dashboard would otherwise prepare them in the background while the shots are
+taken). The Misclassified page is shot on the demo run `demo/paper/test`,
 whose images are in the workspace, and so is the Labels page (no CelebA image lands in docs/); Slices
 on the shipped real photos' run `celeba/attrnet/wild_val` (charts only); the Upload page gets the
-first demo image unless --image is given.
+first demo image unless --image is given. Map shows the shipped test run's map (points only), Training
+the shipped checkpoints' curves.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ if str(REPO) not in sys.path:  # dashboard.server, run as `python scripts/screen
 from dashboard.server import chromium, dashboard_server  # noqa: E402
 
 HEADINGS = {"Overview": "Overview", "Thresholds": "Thresholds", "Ablations": "Ablations",
-            "Misclassified": "Misclassified examples", "Slices": "Slices", "Labels": "Labels",
+            "Misclassified": "Misclassified examples", "Slices": "Slices", "Labels": "Labels", "Map": "Map", "Training": "Training",
             "Upload": "Upload an image"}
 MISCLASSIFIED_RUN = "demo/paper/test"
 SLICES_RUN = "celeba/attrnet/wild_val (shipped)"
@@ -135,6 +138,19 @@ def labels(page, out: Path) -> None:
     shoot(page, out, "labels")
 
 
+def embedding_map(page, out: Path) -> None:
+    go(page, "Map")
+    choose_run(page, "celeba/attrnet/test (shipped)")
+    page.locator(".js-plotly-plot").first.wait_for()
+    shoot(page, out, "map")
+
+
+def training(page, out: Path) -> None:
+    go(page, "Training")
+    page.locator(".js-plotly-plot").first.wait_for()
+    shoot(page, out, "training")
+
+
 def upload(page, out: Path, image: Path) -> None:
     go(page, "Upload")
     wait_idle(page)
@@ -155,12 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=900)
     parser.add_argument("--chromium", type=Path, default=Path("/usr/bin/chromium"))
-    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for any one page (default 300: "
-                        "the first page of a fresh workspace builds the demo)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for any one page (default 300)")
     args = parser.parse_args(argv)
 
     workspace = args.workspace.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
+    from celeba_model.catalogue import Catalogue
+    from celeba_model.workspace import Workspace
+
+    Catalogue(Workspace(workspace)).ensure_demo()  # no sidebar progress in the shots, demo runs to shoot
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(tmp) / "streamlit.log"
         with log_path.open("wb") as log:
@@ -171,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                     page = context.new_page()
                     page.set_default_timeout(args.timeout * 1000)
                     page.goto(url)
-                    overview(page, args.out)  # the first render of a fresh workspace builds the demo
+                    overview(page, args.out)
                     demo_images = sorted((workspace / "data" / "demo" / "img_align_celeba").glob("*.jpg"))
                     image = args.image or (demo_images[0] if demo_images else None)
                     if image is None:
@@ -181,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                     misclassified(page, args.out)
                     slices(page, args.out)
                     labels(page, args.out)
+                    embedding_map(page, args.out)
+                    training(page, args.out)
                     upload(page, args.out, image)
             except Exception:
                 print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,15 @@ from celeba_model.attributes import CELEBA_ATTRIBUTES
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CELEBA_SHARED", REPO.parent / "shared"))
+
+# Image caches and parsed indexes of the tests (and of the commands they start) go to a folder of this
+# session, never to the user's ~/.cache/celeba_model; tests that need their own set it themselves.
+_SESSION_CACHE = tempfile.mkdtemp(prefix="celeba-model-test-cache-")
+os.environ["CELEBA_MODEL_CACHE"] = _SESSION_CACHE
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 def write_celeba(

@@ -54,17 +54,64 @@ def test_cache_is_reused_and_rebuilt_on_changes(celeba_factory, cache_dir):
     same = load_or_build_cache(index.paths, PreprocessConfig(image_size=32, color="gray", mean=0.4), cache_dir, workers=1, progress=False)
     assert not same.built
 
-    # A replaced image file (new size or modification time) invalidates the cache.
+    # A replaced image file (new size or modification time) is decoded again, and only it.
     path = index.paths[2]
     Image.new("RGB", (178, 218), (10, 200, 30)).save(path)
     future = time.time() + 5
     os.utime(path, (future, future))
     rebuilt = load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False)
-    assert rebuilt.built and rebuilt.folder != first.folder
+    assert rebuilt.built and rebuilt.decoded == 1 and rebuilt.folder == first.folder
+    assert np.array_equal(rebuilt.images[2], image_to_array(open_image(path), spec))
 
     # A different file list is a different cache.
     subset = load_or_build_cache(index.paths[:3], spec, cache_dir, workers=1, progress=False)
     assert subset.built and subset.images.shape[0] == 3
+
+
+def test_only_the_rows_asked_for_are_decoded_and_later_calls_add_theirs(celeba_factory, cache_dir):
+    index = load_index([celeba_factory(n=8)])
+    spec = PreprocessConfig(image_size=16, color="rgb")
+    test = load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False, rows=np.array([6, 7]))
+    assert test.decoded == 2 and test.valid.tolist() == [False] * 6 + [True, True]
+    assert not test.images[:6].any()  # never decoded: not even on disk (a sparse file)
+    more = load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False, rows=[7, 0, 1, 1])
+    assert more.folder == test.folder and more.decoded == 2 and np.flatnonzero(more.valid).tolist() == [0, 1, 7]
+    everything = load_or_build_cache(index.paths, spec, cache_dir, workers=2, progress=False)
+    assert everything.decoded == 4 and everything.valid.all()
+    assert not load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False).built
+    for i in range(8):
+        assert np.array_equal(everything.images[i], image_to_array(open_image(index.paths[i]), spec))
+    with pytest.raises(IndexError):
+        load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False, rows=[8])
+
+
+def test_a_list_of_paths_and_the_compact_paths_share_one_cache(celeba_factory, cache_dir):
+    index = load_index([celeba_factory(n=4)])
+    spec = PreprocessConfig(image_size=16)
+    compact = load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False)
+    listed = load_or_build_cache([str(p) for p in index.paths], spec, cache_dir, workers=1, progress=False)
+    assert listed.folder == compact.folder and not listed.built
+
+
+def test_a_second_process_waits_for_a_fill_and_reuses_it(celeba_factory, cache_dir):
+    from celeba_model.data.cache import FILL_LOCK, cache_key
+
+    index = load_index([celeba_factory(n=6)])
+    spec = PreprocessConfig(image_size=16)
+    load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False, rows=[0])
+    folder = cache_dir / cache_key(index.paths, spec)
+    # Another process holds the fill lock for a moment; this call waits, then fills what is still missing.
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(1.5)",
+                               str(folder / FILL_LOCK)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        cache = load_or_build_cache(index.paths, spec, cache_dir, workers=1, progress=False)
+        assert time.monotonic() - started > 0.5 and cache.decoded == 5 and cache.valid.all()
+    finally:
+        holder.wait()
+        holder.stdout.close()
 
 
 def test_parallel_build_equals_serial_build(celeba_factory, tmp_path):
@@ -155,7 +202,7 @@ def _slow_dataset(celeba_factory) -> Path:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
                     reason="needs /proc and at least two cache workers")
-def test_a_killed_build_leaves_no_workers_and_its_folder_is_removed_next_time(celeba_factory, tmp_path, capsys):
+def test_a_killed_build_leaves_no_workers_and_the_next_run_completes_the_cache(celeba_factory, tmp_path, capsys):
     root = _slow_dataset(celeba_factory)
     cache = tmp_path / "cache"
     args = ["evaluate", "--checkpoint", str(REPO / "checkpoints" / "demo" / "paper.safetensors"),
@@ -166,11 +213,10 @@ def test_a_killed_build_leaves_no_workers_and_its_folder_is_removed_next_time(ce
         deadline = time.monotonic() + 60
         workers: set[int] = set()
         while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
-            if list(cache.glob(".*.tmp")):
+            if list(cache.glob("*/rows.npz")):  # the cache folder exists: its fill is starting
                 workers = _children(proc.pid)
             time.sleep(0.02)
         assert len(workers) >= 2, f"the build never started its workers: {proc.stderr.read().decode()[-2000:]}"
-        stale = list(cache.glob(".*.tmp"))
         proc.kill()  # SIGKILL: no handler, no finally, no atexit runs in the parent
         proc.wait()
     finally:
@@ -185,11 +231,12 @@ def test_a_killed_build_leaves_no_workers_and_its_folder_is_removed_next_time(ce
     for pid in survivors:  # do not leave them behind for the next test
         os.kill(pid, signal.SIGKILL)
     assert not survivors, "cache workers outlived their killed parent"
-    assert len(stale) == 1 and stale[0].is_dir()
 
+    # The killed fill left its lock (released by the kernel) and rows it never recorded: this run decodes
+    # what is missing and reads nothing the killed one left half-written.
     assert main([*args, "--out", str(tmp_path / "second")]) == 0
     assert "600 images" in capsys.readouterr().out
-    assert not list(cache.glob(".*.tmp"))  # the killed build's folder is gone, this build's is renamed
+    assert not list(cache.glob(".*.tmp"))
 
 
 def test_only_temporary_folders_of_dead_processes_are_removed(celeba_factory, cache_dir):

@@ -60,6 +60,42 @@ def test_default_model_is_the_best_on_validation_across_both_shipped_families(tm
     assert catalogue.default_model() == folder / "paper_rgb.safetensors"
 
 
+def test_with_a_data_root_the_dashboard_opens_on_that_folders_newest_test_run(tmp_path):
+    _ship(tmp_path, "attrnet")
+    data = tmp_path / "my_celeba"
+    data.mkdir()
+
+    def run(folder, roots):
+        folder.mkdir(parents=True)
+        (folder / ARTIFACT_FILE).write_bytes(b"")
+        (folder / "meta.json").write_text(json.dumps({"data_roots": [str(r) for r in roots]}))
+        return folder
+
+    catalogue = Catalogue(Workspace(tmp_path))
+    shipped = tmp_path / "checkpoints" / "celeba" / "runs" / "attrnet" / "test"
+    assert catalogue.default_run(data) == shipped  # no run of it yet: the usual default
+    val = run(tmp_path / "runs" / "mine" / "val", [data])
+    assert catalogue.default_run(data) == val
+    test = run(tmp_path / "runs" / "mine" / "test", [tmp_path / "elsewhere", data / "." ])
+    run(tmp_path / "runs" / "other" / "test", [tmp_path / "elsewhere"])
+    assert catalogue.runs_on(data) == [test, val] and catalogue.default_run(data) == test
+    # Runs kept in the CelebA folder itself (evaluated with --workspace there) count too.
+    own = run(data / "runs" / "theirs" / "test", [data])
+    assert catalogue.runs_on(data)[0] == own
+    assert catalogue.default_run(None) == shipped and catalogue.runs_on(tmp_path / "nowhere") == []
+
+
+def test_every_workspace_uses_the_one_image_cache_folder(tmp_path, monkeypatch):
+    from celeba_model.data.cache import default_cache_dir
+
+    monkeypatch.setenv("CELEBA_MODEL_CACHE", str(tmp_path / "cache"))
+    assert Workspace(tmp_path / "a").cache_dir == Workspace(tmp_path / "b").cache_dir == tmp_path / "cache"
+    assert default_cache_dir() == tmp_path / "cache"
+    monkeypatch.delenv("CELEBA_MODEL_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert Workspace(tmp_path / "a").cache_dir == default_cache_dir() == tmp_path / "xdg" / "celeba_model"
+
+
 def test_without_real_checkpoints_the_demo_model_is_the_default(tmp_path):
     demo = tmp_path / "checkpoints" / "demo"
     demo.mkdir(parents=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,11 +28,15 @@ def workspace_root(dashboard_workspace) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(workspace_root):
-    """The very first start: the app generates the demo and evaluates the demo checkpoints."""
+    """The very first start: the Overview opens at once on the shipped runs, while the app generates the
+    demo and evaluates the demo checkpoints in the background; this waits for that to end."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CELEBA_WORKSPACE", str(workspace_root))
         at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    return at
+        ready_at_first = Catalogue(Workspace(workspace_root)).demo_is_ready()
+        job = sys.modules["demo_job"].wait(workspace_root, timeout=TIMEOUT)  # the app's own module
+        after = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    return SimpleNamespace(at=at, ready_at_first=ready_at_first, job=job, after=after)
 
 
 @pytest.fixture
@@ -48,13 +54,33 @@ def _metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def test_first_start_prepares_the_demo_and_shows_the_overview(first_run, workspace_root):
-    assert not first_run.exception
+def test_first_start_shows_the_overview_at_once_and_prepares_the_demo_in_the_background(first_run, workspace_root):
+    at = first_run.at
+    assert not at.exception
+    # The first page did not wait for the demo: it shows the shipped real-data run, the demo's progress beside it.
+    assert not first_run.ready_at_first
+    assert at.title[0].value == "Overview" and at.sidebar.selectbox(key="run_choice").value.endswith("(shipped)")
+    assert any("Preparing the built-in demo" in c.value for c in at.sidebar.caption)
+    assert first_run.job is not None and first_run.job.done and first_run.job.error is None
     assert Catalogue(Workspace(workspace_root)).demo_is_ready()
     runs = {Workspace(workspace_root).run_label(p) for p in Workspace(workspace_root).list_runs()}
     assert {"demo/paper/test", "demo/no_conv3/val", "demo/no_conv3_no_fc1/test", "demo/paper_rgb/test"} <= runs
     assert {"celeba/paper/test (shipped)", "celeba/paper_rgb/val (shipped)"} <= runs
-    assert first_run.title[0].value == "Overview"
+    # Once ready, the demo runs are in the sidebar's list and the progress is gone.
+    after = first_run.after
+    assert not after.exception and "demo/paper/test" in after.sidebar.selectbox(key="run_choice").options
+    assert not any("Preparing the built-in demo" in c.value for c in after.sidebar.caption)
+
+
+def test_started_on_a_celeba_folder_it_opens_on_that_folders_runs(first_run, workspace_root, monkeypatch):
+    demo = workspace_root / "data" / "demo"
+    monkeypatch.setenv("CELEBA_WORKSPACE", str(workspace_root))
+    monkeypatch.setenv("CELEBA_ROOT", str(demo))  # as `-- --data-root` does
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    workspace = Workspace(workspace_root)
+    own = {workspace.run_label(r) for r in Catalogue(workspace).runs_on(demo) if r.name == "test"}
+    assert "demo/paper/test" in own and at.sidebar.selectbox(key="run_choice").value in own
 
 
 def test_overview_shows_metrics_table_chart_and_the_paper(app):

@@ -169,3 +169,51 @@ def test_labels_page_lists_suspects_to_decide(page):
     page.get_by_text("flagged labels of Bangs").wait_for()
     assert page.get_by_role("button", name="Wrong").count() > 3
     _shot(page, "8-labels")
+
+
+def test_training_page_shows_the_curves_of_the_shipped_model(page):
+    _go(page, "Training")
+    page.get_by_text("Runs and shipped checkpoints").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()  # the default model's history, from its checkpoint
+    page.get_by_text("Validation macro-F1").first.wait_for()
+    _shot(page, "9-training")
+
+
+def test_map_page_draws_the_shipped_map_and_a_box_opens_a_gallery(page):
+    _go(page, "Map")
+    run = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run")
+    run.click()
+    page.keyboard.type("celeba/attrnet/test")
+    page.keyboard.press("Enter")
+    page.get_by_text("660 images placed by").wait_for()  # the shipped map: no images, no UMAP needed
+    chart = page.locator(".js-plotly-plot").first
+    chart.locator("canvas").first.wait_for(state="attached")  # Scattergl draws with WebGL
+    page.wait_for_timeout(1000)
+    box = chart.bounding_box()
+    # A lasso (the map's drag mode) through top left, top right and bottom right: a triangle of points.
+    corners = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75)]
+    page.mouse.move(box["x"] + box["width"] * corners[0][0], box["y"] + box["height"] * corners[0][1])
+    page.mouse.down()
+    for fx, fy in corners[1:]:
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
+    page.mouse.up()
+    page.get_by_text("selected images").first.wait_for()
+    _shot(page, "10-map")
+
+
+def test_a_fresh_clone_opens_at_once_and_prepares_the_demo_in_the_background(browser, tmp_path):
+    workspace = tmp_path / "clone"
+    shutil.copytree(REPO / "checkpoints", workspace / "checkpoints")
+    with dashboard_server(workspace) as url:
+        tab = browser.new_page(viewport={"width": 1500, "height": 1100})
+        tab.set_default_timeout(90_000)
+        tab.goto(url)
+        tab.get_by_text("Macro precision").first.wait_for()  # the shipped run's numbers: no demo needed
+        assert not Catalogue(Workspace(workspace)).demo_is_ready()
+        progress = tab.get_by_test_id("stSidebar").get_by_text("Preparing the built-in demo")
+        progress.wait_for()
+        progress.wait_for(state="detached", timeout=400_000)  # done: the app reran with the demo's runs
+        assert Catalogue(Workspace(workspace)).demo_is_ready()
+        tab.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run").first.click()
+        tab.get_by_role("option", name="demo/paper/test").wait_for()
+        tab.close()

@@ -76,7 +76,7 @@ def test_the_shared_mode_writes_nothing_and_offers_only_allowed_folders(shared_a
     assert folder.options == ["(none)", str(demo_root)]
     folder.set_value(str(demo_root)).run()
     assert not at.exception
-    for page in ("overview", "thresholds", "ablations", "misclassified", "upload"):
+    for page in ("overview", "thresholds", "ablations", "misclassified", "training", "upload"):
         at = at.switch_page(f"views/{page}.py").run()
         assert not at.exception, page
         if page == "thresholds":

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from celeba_model.attributes import PAPER_ATTRIBUTES, UnknownAttributeError, resolve_attributes
+from celeba_model.attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES, UnknownAttributeError, resolve_attributes
 from celeba_model.data.celeba_files import CelebAFormatError, CelebANotFoundError, find_layout, read_attribute_file
 from celeba_model.data.index import CelebAIndexError, CelebAWarning, load_index
 
@@ -54,7 +54,7 @@ def test_subset_on_disk_is_used_and_skips_are_reported(celeba_factory):
     root = celeba_factory(n=10, on_disk={0, 2, 4, 6, 8})
     with pytest.warns(CelebAWarning, match="5 are not on disk"):
         index = load_index([root])
-    assert index.files == ["000001.jpg", "000003.jpg", "000005.jpg", "000007.jpg", "000009.jpg"]
+    assert index.files.tolist() == ["000001.jpg", "000003.jpg", "000005.jpg", "000007.jpg", "000009.jpg"]
     assert index.missing_on_disk == 5
 
 
@@ -75,7 +75,7 @@ def test_several_roots_use_each_image_once_from_the_first_root(celeba_factory):
     half = celeba_factory(n=10, size=(89, 109), on_disk={2, 3, 4, 5}, seed=1)
     with pytest.warns(CelebAWarning):
         index = load_index([full, half])
-    assert index.files == [f"{i:06d}.jpg" for i in range(1, 7)]
+    assert index.files.tolist() == [f"{i:06d}.jpg" for i in range(1, 7)]
     assert index.duplicates == 2
     assert all(str(p).startswith(str(full)) for p in index.paths[:4])
     assert all(str(p).startswith(str(half)) for p in index.paths[4:])
@@ -152,6 +152,9 @@ def test_missing_files_and_folders_get_clear_errors(celeba_factory, tmp_path):
 def test_attribute_names_resolve_case_insensitively_and_reject_unknown():
     assert resolve_attributes(None) == list(PAPER_ATTRIBUTES)
     assert resolve_attributes(["male", "WAVY_HAIR"]) == ["Male", "Wavy_Hair"]
+    assert resolve_attributes(["all"]) == resolve_attributes(["ALL"]) == list(CELEBA_ATTRIBUTES)
+    with pytest.raises(UnknownAttributeError, match="alone"):
+        resolve_attributes(["all", "Male"])
     with pytest.raises(UnknownAttributeError, match="Did you mean Blond_Hair"):
         resolve_attributes(["Blonde_Hair"])
     with pytest.raises(UnknownAttributeError, match="listed twice"):
@@ -201,7 +204,7 @@ def test_list_files_with_a_utf8_bom_read_like_plain_ones(celeba_factory):
         path = root / name
         path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # as Windows Notepad saves "UTF-8 with BOM"
     with_bom = load_index([root])
-    assert with_bom.files == plain.files
+    assert with_bom.files.tolist() == plain.files.tolist()
     assert np.array_equal(with_bom.labels, plain.labels)
     assert np.array_equal(with_bom.partition, plain.partition)
     assert np.array_equal(with_bom.identity, plain.identity)

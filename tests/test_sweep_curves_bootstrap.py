@@ -443,3 +443,43 @@ def test_heldout_tuning_gain_sees_a_shifted_operating_point_and_a_calibrated_one
         labels, shifted, people, repeats=10, seed=1)
     with pytest.raises(ValueError, match="at least 4 groups"):
         heldout_tuning_gain(labels, shifted, people % 3)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.123, 0.5, 0.97, 1.0])
+def test_a_curve_for_display_has_a_few_thousand_points_and_the_operating_point(threshold: float) -> None:
+    from celeba_model.metrics.curves import pr_curve_for_display
+
+    rng = np.random.default_rng(3)
+    truth = rng.random((200_000, 1)) < 0.1
+    scores = np.clip(rng.normal(0.3 + 0.4 * truth, 0.2), 0, 1).round(6)
+    sweep = ThresholdSweep(truth, scores)
+    full = sweep.curve(0)
+    shown = pr_curve_for_display(full, threshold)
+    assert len(full["thresholds"]) > 100_000 and 1_000 <= len(shown["recall"]) <= 2_001
+    # Exact at the operating point: the metrics at the threshold are a point of the drawn line.
+    at = sweep.metrics_at(np.array([threshold]))
+    k = int(shown["operating"])
+    assert shown["recall"][k] == at["recall"][0] and shown["precision"][k] == at["precision"][0]
+    assert shown["thresholds"][k] >= threshold and (k == 0 or shown["thresholds"][k - 1] < threshold)
+    # Kept points are points of the curve, in order, from its first to its last.
+    assert np.all(np.diff(shown["thresholds"]) > 0)
+    assert shown["thresholds"][0] == full["thresholds"][0] and shown["thresholds"][-1] == full["thresholds"][-1]
+    # Drawn neighbours are close along the curve (or neighbours on it already): no detail is lost at chart size.
+    steps = np.hypot(np.diff(shown["recall"]), np.diff(shown["precision"]))
+    full_steps = np.hypot(np.diff(full["recall"]), np.diff(full["precision"]))
+    assert steps.max() <= max(2 * full_steps.sum() / 1999, full_steps.max()) + 1e-12
+
+
+def test_thin_curve_keeps_short_curves_whole_and_checks_its_arguments() -> None:
+    from celeba_model.metrics.curves import pr_curve_for_display, thin_curve
+
+    x = np.linspace(0, 1, 50)
+    assert thin_curve(x, x**2, max_points=100).tolist() == list(range(50))
+    assert thin_curve(np.zeros(5000), np.zeros(5000), max_points=10).tolist() == [0, 4999]
+    assert 4321 in thin_curve(np.linspace(0, 1, 10_000), np.zeros(10_000), max_points=10, keep=[4321])
+    with pytest.raises(ValueError):
+        thin_curve(x, x, max_points=1)
+    with pytest.raises(IndexError):
+        thin_curve(x, x, keep=[50])
+    # Above every score nothing is predicted positive: no point of the curve is the operating point.
+    assert pr_curve_for_display(ThresholdSweep(np.array([1, 0]), np.array([0.2, 0.4])).curve(0), 0.9)["operating"] == -1

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..evaluation.predictions import Predictions
 from ..metrics.sweep import tune_thresholds
-from ..models.checkpoint import read_checkpoint_meta
+from ..models.header import read_checkpoint_meta
 from ..models.thresholds import store_thresholds
 from ..utils.fileio import atomic_write_text
 from ..workspace import default_workspace_root

@@ -10,15 +10,30 @@
 - ``demo``: the synthetic demo dataset in CelebA's layout.
 """
 
-from .cache import ImageCache, load_or_build_cache
-from .celeba_files import CelebALayout, find_layout
-from .crop import ALIGNED_FACE_CROP, CropBox, crop_and_resize
-from .images import ImageReadError, open_image
-from .index import CelebAIndex, CelebAWarning, load_index
-from .transforms import AugmentConfig, PreprocessConfig, image_to_array, to_model_input, to_training_input
+from __future__ import annotations
 
-__all__ = [
-    "ALIGNED_FACE_CROP", "AugmentConfig", "CelebAIndex", "CelebALayout", "CelebAWarning", "CropBox", "ImageCache",
-    "ImageReadError", "PreprocessConfig", "crop_and_resize", "find_layout", "image_to_array", "load_index",
-    "load_or_build_cache", "open_image", "to_model_input", "to_training_input",
-]
+from typing import TYPE_CHECKING
+
+from ..utils.lazy import lazy_package
+
+# Public name -> its module, imported on first use: importing the package costs nothing (the dashboard's
+# first page needs a few of these modules, not torch).
+_NAMES = {
+    "ImageCache": ".cache", "load_or_build_cache": ".cache",
+    "CelebALayout": ".celeba_files", "find_layout": ".celeba_files",
+    "ALIGNED_FACE_CROP": ".crop", "CropBox": ".crop", "crop_and_resize": ".crop",
+    "ImageReadError": ".images", "open_image": ".images",
+    "CelebAIndex": ".index", "CelebAWarning": ".index", "load_index": ".index",
+    "AugmentConfig": ".transforms", "PreprocessConfig": ".transforms", "image_to_array": ".transforms",
+    "to_model_input": ".transforms", "to_training_input": ".transforms",
+}
+lazy_package(__name__, _NAMES)
+__all__ = sorted(_NAMES)
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use
+    from .cache import ImageCache, load_or_build_cache  # noqa: F401
+    from .celeba_files import CelebALayout, find_layout  # noqa: F401
+    from .crop import ALIGNED_FACE_CROP, CropBox, crop_and_resize  # noqa: F401
+    from .images import ImageReadError, open_image  # noqa: F401
+    from .index import CelebAIndex, CelebAWarning, load_index  # noqa: F401
+    from .transforms import AugmentConfig, PreprocessConfig, image_to_array, to_model_input, to_training_input  # noqa: F401

@@ -1,14 +1,20 @@
-"""Decode, crop and resize every image once into a memory-mapped uint8 array on disk.
+"""Decode, crop and resize images once into a memory-mapped uint8 array on disk, as commands need them.
 
-Training and evaluation read batches from this array instead of decoding JPEGs every epoch.
-The cache is keyed by the exact file list (path, size, modification time) and the pixel
-settings, so changing either builds a new one and nothing stale is ever read.
+Training and evaluation read batches from this array instead of decoding JPEGs every epoch. One cache
+folder serves one image list (every image of the data roots, in index order) and one set of pixel
+settings; it is filled on demand: a command decodes only the rows it uses that are not there yet
+(``evaluate --split test`` decodes the test split, a later training run adds the train and val rows).
+Each filled row records its file's size and modification time, and a row whose file changed since is
+decoded again, so nothing stale is ever read. The file list itself is part of the key, hashed without
+touching the files: only the rows a command uses are checked, one ``stat`` each.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
+import io
 import json
 import logging
 import math
@@ -19,6 +25,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,18 +38,25 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import CelebAModelError
-from ..utils.fileio import DISK_FULL_ERRNOS
+from ..utils.fileio import DISK_FULL_ERRNOS, replace_file
 from ..utils.run_lock import pid_alive
+from ..workspace import default_cache_dir
+from .image_paths import joined_paths, path_strings, stat_stamps
 from .images import ImageReadError, open_image
 from .transforms import PreprocessConfig, image_to_array
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 CHUNK = 256
-
+ROWS_FILE = "rows.npz"  # per row: empty / decoded / unreadable, and the file's size and time when decoded
+FILL_LOCK = ".fill.lock"
+SAVE_EVERY_S = 20.0  # a long fill records its progress this often, so a killed one keeps what it decoded
+EMPTY, DECODED, UNREADABLE = 0, 1, 2
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["CacheDiskFullError", "CacheWarning", "ImageCache", "cache_key", "default_cache_dir", "load_or_build_cache"]
 
 
 class CacheWarning(UserWarning):
@@ -53,39 +67,64 @@ class CacheDiskFullError(CelebAModelError, OSError):
     """The cache folder's disk has no room for the cache being built; nothing partial is left."""
 
 
-def default_cache_dir() -> Path:
-    """``$CELEBA_MODEL_CACHE``, else the user's cache folder (never inside a dataset root)."""
-    env = os.environ.get("CELEBA_MODEL_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "celeba_model"
-
-
 @dataclass
 class ImageCache:
-    """Preprocessed images: ``images[i]`` is an HxWxC uint8 array; ``valid[i]`` is False if unreadable."""
+    """Preprocessed images: ``images[i]`` is an HxWxC uint8 array; ``valid[i]`` is True for a row that was
+    asked for and is decoded (False for an unreadable image, and for rows the call did not ask for)."""
 
     images: np.ndarray  # memory-mapped (N, H, W, C) uint8
     valid: np.ndarray  # (N,) bool
-    errors: dict[int, str]  # row -> reason, for the unreadable images
+    errors: dict[int, str]  # row -> reason, for the unreadable images among the rows asked for
     folder: Path
-    built: bool  # True when this call built it, False when it was reused
+    built: bool  # True when this call decoded images, False when all it needed was there
+    decoded: int = 0  # images this call decoded
+    seconds: float = 0.0  # time this call spent decoding them
 
 
 def cache_key(paths: Sequence[Path], spec: PreprocessConfig) -> str:
-    """Hash of the file list and pixel settings; any change to either gives a new key."""
+    """Hash of the file list and pixel settings; any change to either gives another cache folder.
+
+    The files are not read: a changed file is found by its row's recorded size and time when used.
+    """
     digest = hashlib.sha256()
     digest.update(json.dumps({"format": CACHE_FORMAT, **spec.cache_fields()}, sort_keys=True).encode())
-    for path in paths:
-        try:
-            stat = os.stat(path)
-            size, mtime = stat.st_size, stat.st_mtime_ns
-        except OSError:
-            # Gone or a broken link since the folder was scanned: decoding it fails and it is left out.
-            size = mtime = -1
-        digest.update(f"{os.path.abspath(path)}\0{size}\0{mtime}\n".encode())
+    digest.update(joined_paths(paths).encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:24]
+
+
+@dataclass
+class _Rows:
+    """What a cache folder holds, row by row (``ROWS_FILE``)."""
+
+    state: np.ndarray  # (N,) uint8: EMPTY, DECODED, UNREADABLE
+    size: np.ndarray  # (N,) int64: the file's size when decoded (-1: could not be read)
+    mtime: np.ndarray  # (N,) int64: its modification time in ns
+    errors: dict[int, str]
+
+    @classmethod
+    def empty(cls, count: int) -> _Rows:
+        return cls(np.zeros(count, np.uint8), np.full(count, -1, np.int64), np.full(count, -1, np.int64), {})
+
+    @classmethod
+    def read(cls, folder: Path, count: int) -> _Rows:
+        with np.load(folder / ROWS_FILE, allow_pickle=False) as data:
+            rows = cls(data["state"], data["size"], data["mtime"],
+                       {int(r): str(t) for r, t in zip(data["error_rows"], data["error_text"])})
+        if rows.state.shape != (count,) or rows.size.shape != (count,) or rows.mtime.shape != (count,):
+            raise ValueError(f"{ROWS_FILE} describes {rows.state.shape} rows, not {count}")
+        return rows
+
+    def write(self, folder: Path) -> None:
+        buffer = io.BytesIO()
+        error_rows = np.array(sorted(self.errors), dtype=np.int64)
+        np.savez(buffer, state=self.state, size=self.size, mtime=self.mtime, error_rows=error_rows,
+                 error_text=np.array([self.errors[r] for r in error_rows.tolist()], dtype=str))
+        replace_file(folder / ROWS_FILE, buffer.getvalue())  # readers see the old table or the new one
+
+    def stale(self, rows: np.ndarray, size: np.ndarray, mtime: np.ndarray) -> np.ndarray:
+        """The ``rows`` to decode: never decoded, or their file changed since (size and time are the files' now)."""
+        changed = (self.state[rows] == EMPTY) | (self.size[rows] != size) | (self.mtime[rows] != mtime)
+        return rows[changed]
 
 
 def load_or_build_cache(
@@ -95,38 +134,93 @@ def load_or_build_cache(
     workers: int | None = None,
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    rows: np.ndarray | Sequence[int] | None = None,
 ) -> ImageCache:
-    """Return the cache for these images and settings, building it first if needed.
+    """Return the cache for these images and settings, first decoding the ``rows`` (default: all) that it
+    lacks or whose file changed since.
 
     ``on_progress(done, total)`` is called as chunks of images are decoded (for a dashboard).
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = cache_key(paths, spec)
-    folder = cache_dir / key
-    if (folder / "meta.json").is_file():
+    folder = cache_dir / cache_key(paths, spec)
+    wanted = np.arange(len(paths)) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
+    if len(wanted) and (wanted[0] < 0 or wanted[-1] >= len(paths)):
+        raise IndexError(f"rows outside the {len(paths):,} images of the cache")
+    created = not (folder / "meta.json").is_file() and _create(folder, len(paths), spec)
+    try:
+        table = _open(folder, len(paths), spec)
+    except (OSError, ValueError, KeyError) as err:
+        # A damaged cache is only a cache: rebuild it rather than fail the run.
+        warnings.warn(f"Cache {folder} is unreadable ({err}); rebuilding it", CacheWarning, stacklevel=2)
+        shutil.rmtree(folder, ignore_errors=True)
+        created = _create(folder, len(paths), spec)
+        table = _open(folder, len(paths), spec)
+    wanted_paths = paths[wanted] if _takes_rows(paths) else [paths[i] for i in wanted.tolist()]
+    size, mtime = stat_stamps(wanted_paths)
+    position = np.full(len(paths), -1, dtype=np.int64)  # row -> its place in wanted
+    position[wanted] = np.arange(len(wanted))
+    decoded, seconds, new_errors = 0, 0.0, {}
+    if len(table.stale(wanted, size, mtime)):
+        started = time.perf_counter()
         try:
-            cache = _open(folder, len(paths), spec, built=False)
-            logger.debug("Reusing the image cache %s", folder)
-            return cache
-        except (OSError, ValueError, KeyError) as err:
-            # A damaged cache is only a cache: rebuild it rather than fail the run.
-            warnings.warn(f"Cache {folder} is unreadable ({err}); rebuilding it", CacheWarning, stacklevel=2)
-            shutil.rmtree(folder, ignore_errors=True)
-    logger.debug("Building the image cache %s (%d images)", folder, len(paths))
-    _build(folder, paths, spec, workers, progress, on_progress)
-    return _open(folder, len(paths), spec, built=True)
+            with _fill_lock(folder):
+                table = _Rows.read(folder, len(paths))  # another process may have filled them meanwhile
+                stale = table.stale(wanted, size, mtime)
+                if len(stale):
+                    logger.debug("Decoding %d images into the image cache %s", len(stale), folder)
+                    new_errors = _fill(folder, paths, stale, size[position[stale]], mtime[position[stale]], spec,
+                                       table, workers, progress, on_progress)
+                    decoded = len(stale)
+        except BaseException:
+            if created and not (table.state != EMPTY).any():
+                shutil.rmtree(folder, ignore_errors=True)  # nothing of this new cache was filled: leave no trace
+            raise
+        seconds = time.perf_counter() - started
+    else:
+        logger.debug("Reusing the image cache %s", folder)
+    if new_errors:
+        listed = "; ".join(list(new_errors.values())[:5])
+        more = f" and {len(new_errors) - 5} more" if len(new_errors) > 5 else ""
+        warnings.warn(f"{len(new_errors)} of {decoded} images could not be read and are left out: {listed}{more}",
+                      CacheWarning, stacklevel=2)
+    valid = np.zeros(len(paths), dtype=bool)
+    valid[wanted] = table.state[wanted] == DECODED
+    errors = {row: text for row, text in table.errors.items() if position[row] >= 0}
+    images = np.load(folder / "images.npy", mmap_mode="r")
+    return ImageCache(images=images, valid=valid, errors=errors, folder=folder, built=decoded > 0, decoded=decoded,
+                      seconds=seconds)
 
 
-def _open(folder: Path, count: int, spec: PreprocessConfig, built: bool) -> ImageCache:
+def _takes_rows(paths: Sequence[Path]) -> bool:
+    """Whether ``paths[array_of_rows]`` selects rows (compact paths, numpy arrays), as a list does not."""
+    return hasattr(paths, "stat_stamps") or isinstance(paths, np.ndarray)
+
+
+def _open(folder: Path, count: int, spec: PreprocessConfig) -> _Rows:
+    """Check the folder's meta and array against what is asked for; its row table."""
     meta = json.loads((folder / "meta.json").read_text())
     size, channels = spec.image_size, spec.channels
     images = np.load(folder / "images.npy", mmap_mode="r")
-    if images.shape != (count, size, size, channels) or meta["count"] != count:
+    if meta.get("format") != CACHE_FORMAT or meta["count"] != count:
+        raise ValueError(f"format {meta.get('format')} of {meta['count']} images, not {CACHE_FORMAT} of {count}")
+    if images.shape != (count, size, size, channels):
         raise ValueError(f"shape {images.shape} does not match {count} images of {size}x{size}x{channels}")
-    errors = {int(k): v for k, v in meta["errors"].items()}
-    valid = np.ones(count, dtype=bool)
-    valid[list(errors)] = False
-    return ImageCache(images=images, valid=valid, errors=errors, folder=folder, built=built)
+    return _Rows.read(folder, count)
+
+
+@contextmanager
+def _fill_lock(folder: Path) -> Iterator[None]:
+    """One process fills a cache folder at a time; the kernel releases the lock when its process dies."""
+    fd = os.open(folder / FILL_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("Waiting for another process that is filling the image cache %s", folder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _host_tag() -> str:
@@ -177,116 +271,125 @@ def _disk_full_as(need_bytes: int, cache_dir: Path) -> Iterator[None]:
         raise
 
 
-def _preallocate(array_path: Path, cache_dir: Path) -> None:
-    """Reserve the whole memory-mapped file now: a sparse file on a full disk would kill a worker
-    with SIGBUS when it first writes to a page, long after the run started."""
-    if not hasattr(os, "posix_fallocate"):
+def _preallocate(array_path: Path, rows: np.ndarray, cache_dir: Path) -> None:
+    """Reserve the rows about to be written now: a sparse file on a full disk would kill a worker with
+    SIGBUS when it first writes to a page, long after the run started. One call per run of adjacent rows."""
+    if not hasattr(os, "posix_fallocate") or not len(rows):
         return
-    size = array_path.stat().st_size
+    images = np.load(array_path, mmap_mode="r")
+    row_bytes, offset = math.prod(images.shape[1:]), images.offset
+    del images
+    breaks = np.flatnonzero(np.diff(rows) != 1)
+    starts, ends = rows[np.r_[0, breaks + 1]], rows[np.r_[breaks, len(rows) - 1]]
     fd = os.open(array_path, os.O_RDWR)
     try:
-        os.posix_fallocate(fd, 0, size)
+        for first, last in zip(starts.tolist(), ends.tolist()):
+            os.posix_fallocate(fd, offset + first * row_bytes, (last - first + 1) * row_bytes)
     except OSError as err:
         if err.errno in DISK_FULL_ERRNOS:
-            raise _disk_full(size, cache_dir) from err
+            raise _disk_full(len(rows) * row_bytes, cache_dir) from err
         # EOPNOTSUPP/EINVAL: a file system that cannot reserve space; the build goes on without.
     finally:
         os.close(fd)
 
 
-def _build(
-    folder: Path,
-    paths: Sequence[Path],
-    spec: PreprocessConfig,
-    workers: int | None,
-    progress: bool,
-    on_progress: Callable[[int, int], None] | None,
-) -> None:
+def _create(folder: Path, count: int, spec: PreprocessConfig) -> bool:
+    """Make the empty cache folder (a sparse array and a row table of empty rows); True if this call made it,
+    False if another process did first."""
     cache_dir = folder.parent
-    need = len(paths) * spec.image_size**2 * spec.channels
-    with _disk_full_as(need, cache_dir):
+    shape = (count, spec.image_size, spec.image_size, spec.channels)
+    with _disk_full_as(2**20, cache_dir):
         cache_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(cache_dir)
-    # Build in a private folder and rename it into place: a killed build leaves no partial cache, and
-    # the PID in the name lets a later build remove the folder once that process is gone.
+    # Made in a private folder and renamed into place: a killed start leaves no half-made cache, and the
+    # PID in the name lets a later start remove the folder once that process is gone.
     tmp = cache_dir / f".{folder.name}.{_host_tag()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    with _disk_full_as(need, cache_dir):
-        tmp.mkdir()
     try:
-        errors = _fill(tmp, folder, paths, spec, workers, progress, on_progress)
+        with _disk_full_as(2**20, cache_dir):
+            tmp.mkdir()
+            images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
+            del images  # sparse: rows take disk space as they are decoded
+            _Rows.empty(count).write(tmp)
+            meta = {"format": CACHE_FORMAT, "count": count, "spec": spec.cache_fields(),
+                    "disk_bytes_when_full": math.prod(shape)}
+            (tmp / "meta.json").write_text(json.dumps(meta))
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            # Another process made the same cache first; theirs is as good as ours.
+            if not (folder / "meta.json").is_file():
+                raise
+            return False
+        return True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if errors:
-        listed = "; ".join(list(errors.values())[:5])
-        more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
-        warnings.warn(
-            f"{len(errors)} of {len(paths)} images could not be read and are left out: {listed}{more}",
-            CacheWarning,
-            stacklevel=3,
-        )
 
 
 def _fill(
-    tmp: Path,
     folder: Path,
     paths: Sequence[Path],
+    rows: np.ndarray,
+    size: np.ndarray,
+    mtime: np.ndarray,
     spec: PreprocessConfig,
+    table: _Rows,
     workers: int | None,
     progress: bool,
     on_progress: Callable[[int, int], None] | None,
 ) -> dict[int, str]:
-    """Decode every image into ``tmp``, write its meta and rename it to ``folder``; returns the read errors."""
-    cache_dir = folder.parent
-    array_path = tmp / "images.npy"
-    shape = (len(paths), spec.image_size, spec.image_size, spec.channels)
-    with _disk_full_as(math.prod(shape), cache_dir):
-        images = np.lib.format.open_memmap(array_path, mode="w+", dtype=np.uint8, shape=shape)
-        del images  # workers open it themselves; only offsets travel between processes
-    _preallocate(array_path, cache_dir)
-    errors = _decode_all(array_path, paths, spec, workers, progress, on_progress)
-    meta = {
-        "format": CACHE_FORMAT,
-        "count": len(paths),
-        "spec": spec.cache_fields(),
-        "errors": {str(k): v for k, v in sorted(errors.items())},
-        "files": [str(p) for p in paths],
-    }
-    text = json.dumps(meta)
-    with _disk_full_as(len(text.encode()), cache_dir):
-        (tmp / "meta.json").write_text(text)
-    try:
-        os.replace(tmp, folder)
-    except OSError:
-        # Another process finished the same cache first; theirs is as good as ours.
-        if not (folder / "meta.json").is_file():
-            raise
+    """Decode ``rows`` into the folder's array and record them in its row table (``size`` and ``mtime``: their
+    files' stamps, taken before decoding); returns row -> read error for those that could not be read."""
+    array_path = folder / "images.npy"
+    _preallocate(array_path, rows, folder.parent)
+    strings = path_strings(paths[rows] if _takes_rows(paths) else [paths[i] for i in rows.tolist()])
+    chunks = [(start, min(start + CHUNK, len(rows))) for start in range(0, len(rows), CHUNK)]
+    jobs = [(str(array_path), strings[a:b], rows[a:b].tolist(), spec) for a, b in chunks]
+    errors: dict[int, str] = {}
+    recorded, saved = 0, time.monotonic()
+
+    def record(done: int, chunk_errors: dict[int, str]) -> None:
+        """Rows ``rows[recorded:done]`` are on disk: mark them, and save the table now and then."""
+        nonlocal recorded, saved
+        part = slice(recorded, done)
+        table.state[rows[part]] = DECODED
+        table.size[rows[part]], table.mtime[rows[part]] = size[part], mtime[part]
+        for row in rows[part].tolist():
+            table.errors.pop(row, None)
+        for row, text in chunk_errors.items():
+            table.state[row] = UNREADABLE
+            table.errors[row] = text
+        errors.update(chunk_errors)
+        recorded = done
+        if done == len(rows) or time.monotonic() - saved > SAVE_EVERY_S:
+            with _disk_full_as(table.state.nbytes * 17, folder.parent):
+                table.write(folder)
+            saved = time.monotonic()
+
+    _decode_all(jobs, len(rows), workers, progress, on_progress, record)
     return errors
 
 
 def _decode_all(
-    array_path: Path,
-    paths: Sequence[Path],
-    spec: PreprocessConfig,
+    jobs: list[tuple[str, list[str], list[int], PreprocessConfig]],
+    total: int,
     workers: int | None,
     progress: bool,
     on_progress: Callable[[int, int], None] | None,
-) -> dict[int, str]:
-    """Decode the images into the array in chunks, in worker processes; returns row -> read error."""
-    chunks = [(start, min(start + CHUNK, len(paths))) for start in range(0, len(paths), CHUNK)]
-    jobs = [(str(array_path), [str(p) for p in paths[a:b]], a, spec) for a, b in chunks]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
-    errors: dict[int, str] = {}
+    record: Callable[[int, dict[int, str]], None],
+) -> None:
+    """Decode the chunks into the array, in worker processes; ``record(done, errors)`` after each chunk, in order."""
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     done = 0
-    with tqdm(total=len(paths), desc="Caching images", unit="img", disable=not progress, leave=False) as bar:
+    with tqdm(total=total, desc="Caching images", unit="img", disable=not progress, leave=False) as bar:
 
         def collect(results: Iterable[tuple[dict[int, str], int]]) -> None:
             nonlocal done
             for chunk_errors, n in results:
-                errors.update(chunk_errors)
                 done += n
+                record(done, chunk_errors)
                 bar.update(n)
                 if on_progress is not None:
-                    on_progress(done, len(paths))
+                    on_progress(done, total)
 
         if workers == 1:
             collect(map(_decode_chunk, jobs))
@@ -296,7 +399,6 @@ def _decode_all(
             parent = os.getpid() if context.get_start_method() in ("fork", "spawn") else None
             with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(parent,)) as pool:
                 collect(pool.map(_decode_chunk, jobs))
-    return errors
 
 
 _parent_pid: int | None = None  # in a cache worker: the process that started it
@@ -326,16 +428,16 @@ def _exit_if_orphaned() -> None:
         os._exit(1)
 
 
-def _decode_chunk(job: tuple[str, list[str], int, PreprocessConfig]) -> tuple[dict[int, str], int]:
-    """Worker: decode one chunk of images straight into the shared memory-mapped array."""
+def _decode_chunk(job: tuple[str, list[str], list[int], PreprocessConfig]) -> tuple[dict[int, str], int]:
+    """Worker: decode one chunk of images straight into their rows of the shared memory-mapped array."""
     _exit_if_orphaned()  # where prctl is not available, stop at the next chunk at the latest
-    array_path, chunk_paths, start, spec = job
+    array_path, chunk_paths, chunk_rows, spec = job
     images = np.load(array_path, mmap_mode="r+")
     errors: dict[int, str] = {}
-    for offset, path in enumerate(chunk_paths):
+    for row, path in zip(chunk_rows, chunk_paths):
         try:
-            images[start + offset] = image_to_array(open_image(path), spec)
+            images[row] = image_to_array(open_image(path), spec)
         except ImageReadError as err:
-            errors[start + offset] = str(err)
-    images.flush()
+            errors[row] = str(err)
+    images.flush()  # on disk before the row table says so
     return errors, len(chunk_paths)

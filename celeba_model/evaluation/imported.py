@@ -199,8 +199,8 @@ def import_predictions(
     predictions = Predictions(
         probabilities=probabilities.astype(np.float32),
         labels=labels,
-        files=np.array([index.files[i] for i in rows]),
-        paths=np.array([str(Path(index.paths[i]).resolve()) for i in rows]),
+        files=index.files[rows],
+        paths=np.array(index.paths[rows].resolved_strings()),
         identity=people,
         meta=meta,
         folder=folder,

@@ -1,7 +1,7 @@
 """The registry of architectures: build any model from its name and config (a ``ModelSpec``).
 
 The architectures register themselves when their modules are imported (``paper_cnn``, ``convnets``);
-importing ``celeba_model.models`` imports them all.
+the first lookup imports them all.
 """
 
 from __future__ import annotations
@@ -46,12 +46,19 @@ def register(name: str, builder: Builder, default: object, description: str) -> 
     _REGISTRY[name] = _Entry(builder, default, description)
 
 
+def _load_architectures() -> None:
+    """Import the shipped architecture modules, which register themselves (once; later calls are free)."""
+    from . import convnets, paper_cnn  # noqa: F401
+
+
 def available_models() -> dict[str, str]:
     """Registered architecture names with a one-line description."""
+    _load_architectures()
     return {name: entry.description for name, entry in _REGISTRY.items()}
 
 
 def _lookup(arch: str) -> _Entry:
+    _load_architectures()
     if arch not in _REGISTRY:
         raise ConfigError(f"Unknown architecture {arch!r}; available: {', '.join(_REGISTRY)}")
     return _REGISTRY[arch]

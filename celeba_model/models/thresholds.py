@@ -26,7 +26,7 @@ from ..workspace import (
     is_protected_checkpoint,
     threshold_override_file,
 )
-from .checkpoint import read_checkpoint_meta, update_checkpoint_meta
+from .header import read_checkpoint_meta
 
 CHECKPOINT = "checkpoint"  # the --thresholds choice that means "the thresholds stored for the checkpoint"
 
@@ -77,6 +77,8 @@ def store_thresholds(checkpoint: str | Path, values: Mapping[str, float], info: 
         record = {"checkpoint": str(checkpoint), "weights_sha256": digest, "thresholds": values, "thresholds_info": info}
         atomic_write_text(target, json.dumps(record, indent=2))
         return target
+    from .checkpoint import update_checkpoint_meta  # torch: only when a checkpoint file is rewritten
+
     update_checkpoint_meta(checkpoint, {"thresholds": values, "thresholds_info": info})
     if override is not None:
         override.unlink()  # it would otherwise hide the thresholds just saved

@@ -11,7 +11,9 @@
   ``predict_photo``, ``PHOTO_EXTENSIONS``);
 - ``batch``: many photo files in parallel and in batches (``PhotoBatchPredictor``, ``predict_photos``)
   and the output formats of ``python -m celeba_model predict``;
-- ``saliency``: Grad-CAM maps (``grad_cam``) and their overlay on the face.
+- ``saliency``: Grad-CAM maps (``grad_cam``) and their overlay on the face;
+- ``evaluate``: photo folders evaluated into predictions artifacts (``evaluate_photos``);
+- ``embeddings``: a run's features as its evaluation read its images, photo or aligned (``embed_run``).
 """
 
 from .backends import FaceDetectorError

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -62,8 +62,10 @@ def _key(spec: PreprocessConfig) -> str:
 
 
 def frame_photo_set(photos: Iterable[str | Path], specs: Sequence[PreprocessConfig], *, progress: bool = True,
-                    workers: int | None = None) -> PhotoSet:
-    """Open, detect and frame every photo once; keep the model input of each preprocessing in ``specs``."""
+                    workers: int | None = None, on_photo: Callable[[int, int], None] | None = None) -> PhotoSet:
+    """Open, detect and frame every photo once; keep the model input of each preprocessing in ``specs``.
+
+    ``on_photo(done, total)`` is called as photos are framed (a dashboard's progress bar)."""
     distinct = {_key(s): s for s in specs}
     inputs = list(expand_inputs(photos))
 
@@ -74,6 +76,8 @@ def frame_photo_set(photos: Iterable[str | Path], specs: Sequence[PreprocessConf
     framer = PhotoFramer(whole_image_if_no_face=True, workers=workers)
     for result, made in tqdm(framer.frame(inputs, to_inputs), total=len(inputs), unit="photo", desc="Framing photos",
                              disable=not progress, leave=False):
+        if on_photo is not None:
+            on_photo(len(files) + len(left_out) + 1, len(inputs))
         if made is None:
             left_out[result.image] = result.error or "not usable"
             continue

@@ -4,6 +4,8 @@
 - ``batches``: the run's train and val rows of the image cache, and each epoch's batches;
 - ``loop``: one epoch of optimization (train_one_epoch) and validation (validate);
 - ``run_folder``: the checks before writing a run folder, and its checkpoints and metrics;
+- ``history``: a run's per-epoch history as a table, from its metrics.jsonl or a checkpoint's metadata;
+- ``background``: training in a background process, found again from its run folder: start, status, stop, resume;
 - ``seeds``: the per-epoch seeds that make a resumed run equal the uninterrupted one;
 - ``groups``: cells (target value x group values) and each cell's accuracy, for --group-by;
 - ``sampling``: each epoch's draw when it is not a plain shuffle: balanced cells, upweighted images;

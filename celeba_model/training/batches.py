@@ -35,23 +35,25 @@ class RunData:
 
 def prepare_data(config: TrainConfig, spec: PreprocessConfig, info: DistInfo = DistInfo()) -> RunData:
     """Index the data roots, build or reuse the image cache, and pick the train and val rows."""
-    index = load_index(config.data_roots, split_seed=config.split_seed)
+    index = load_index(config.data_roots, split_seed=config.split_seed, cache_dir=config.cache_dir)
     if config.label_corrections:
         # Read before anything is written: a bad corrections file fails the start cleanly.
         index, changed = corrected_index(index, read_corrections(config.label_corrections))
         logger.info("label corrections %s: %d labels changed", config.label_corrections, changed)
-    # Under torchrun, rank 0 builds the cache while the others wait, then they map the same file.
-    cache = main_first(info, lambda: load_or_build_cache(index.paths, spec, config.cache_dir,
-                                                         progress=config.progress and info.is_main))
     labels = index.attribute_labels(config.attributes)
     train_rows = index.split_indices("train")
     val_rows = index.split_indices("val")
-    train_rows = train_rows[cache.valid[train_rows]]
-    val_rows = val_rows[cache.valid[val_rows]]
     if config.max_train_images is not None and len(train_rows) > config.max_train_images:
-        # A seeded subset, like the paper's 60,000 of CelebA's 162,770 training images.
+        # A seeded subset, like the paper's 60,000 of CelebA's 162,770 training images. Drawn before the
+        # cache, so that only these images are decoded; an unreadable one among them is left out below.
         chosen = np.random.default_rng(config.seed).choice(len(train_rows), config.max_train_images, replace=False)
         train_rows = np.sort(train_rows[chosen])
+    # Under torchrun, rank 0 fills the cache while the others wait, then they map the same file.
+    cache = main_first(info, lambda: load_or_build_cache(index.paths, spec, config.cache_dir,
+                                                         progress=config.progress and info.is_main,
+                                                         rows=np.concatenate([train_rows, val_rows])))
+    train_rows = train_rows[cache.valid[train_rows]]
+    val_rows = val_rows[cache.valid[val_rows]]
     if len(train_rows) == 0:
         raise TrainingError(f"The train split of {', '.join(config.data_roots)} has no readable images")
     if len(val_rows) == 0:

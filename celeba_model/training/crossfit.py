@@ -215,13 +215,13 @@ def crossfit(config: CrossfitConfig, workspace_root: str | Path | None = None) -
 
 def _load_split(config: CrossfitConfig, spec: PreprocessConfig) -> _SplitData:
     """Index the roots, check the split's people against the folds, then build or reuse the image cache."""
-    index = load_index(config.data_roots)
+    index = load_index(config.data_roots, cache_dir=config.cache_dir)
     listed = index.split_indices(config.split)
     if len(listed) == 0:
         raise TrainingError(f"The {config.split} split of {', '.join(config.data_roots)} has no images")
     labels = index.attribute_labels(config.attributes, listed)  # refuses attributes a root lacks
     assign_folds(index.identity[listed], config.folds, config.seed)  # enough people, before the cache is built
-    cache = load_or_build_cache(index.paths, spec, config.cache_dir, progress=config.progress)
+    cache = load_or_build_cache(index.paths, spec, config.cache_dir, progress=config.progress, rows=listed)
     readable = cache.valid[listed]
     rows, labels = listed[readable], labels[readable]
     if config.max_images is not None and len(rows) > config.max_images:
@@ -366,8 +366,8 @@ def _artifact(
     return Predictions(
         probabilities=probabilities,
         labels=data.labels,
-        files=np.array([index.files[i] for i in rows]),
-        paths=np.array([str(Path(index.paths[i]).resolve()) for i in rows]),
+        files=index.files[rows],
+        paths=np.array(index.paths[rows].resolved_strings()),
         identity=index.identity[rows],
         meta=meta,
         folder=out,

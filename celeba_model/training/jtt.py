@@ -59,7 +59,7 @@ def upweights(errors: np.ndarray, upweight: float) -> np.ndarray:
 
 
 def save_errors(out: Path, config: TrainConfig, data: RunData, errors: np.ndarray) -> None:
-    files = [data.index.files[r] for r in data.train_rows[errors]]
+    files = data.index.files[data.train_rows[errors]].tolist()
     record = summary(config, errors) | {"files": files}
     atomic_write_text(out / ERRORS_FILE, json.dumps(record, indent=1) + "\n")
 
@@ -73,7 +73,7 @@ def load_errors(out: Path, data: RunData) -> np.ndarray | None:
         files = set(json.loads(path.read_text())["files"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise TrainingError(f"{path} is damaged ({err}); delete it to find the error set again") from err
-    return np.array([data.index.files[r] in files for r in data.train_rows], dtype=bool)
+    return np.isin(data.index.files[data.train_rows], list(files))
 
 
 def summary(config: TrainConfig, errors: np.ndarray) -> dict:

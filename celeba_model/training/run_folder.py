@@ -8,7 +8,9 @@
 - ``epoch-NNN.safetensors``: with --keep-epochs, every epoch's weights (no optimizer state);
 - ``metrics.jsonl``: one JSON line per finished epoch (losses, macro-F1, per-attribute F1, speed, and
   per-cell accuracies with --group-by);
-- with --jtt, ``jtt-first/`` (the first run, a run folder of its own) and ``jtt_errors.json`` (jtt.py).
+- with --jtt, ``jtt-first/`` (the first run, a run folder of its own) and ``jtt_errors.json`` (jtt.py);
+- started in the background (the dashboard, background.py), ``job.json`` (command, PID, exit status) and
+  ``train.log`` (its output).
 
 Every file is written atomically, so a run killed at any moment leaves the previous good files.
 """
@@ -32,6 +34,8 @@ from .dro import GroupDRO
 
 LAST = "last.safetensors"
 BEST = "best.safetensors"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
 
 
 def epoch_file(epoch: int) -> str:
@@ -53,11 +57,17 @@ def check_run_folder(config: TrainConfig, out: Path, resume: bool) -> None:
 
 
 def write_config(out: Path, config: TrainConfig) -> None:
-    atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=2))
+    atomic_write_text(out / CONFIG, json.dumps(config.to_dict(), indent=2))
 
 
 def write_metrics(out: Path, history: list[dict]) -> None:
-    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+    atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def find_run_folders(root: str | Path) -> list[Path]:
+    """Every training run folder under ``root`` (a folder holding a config.json, written as a run starts), by path."""
+    root = Path(root)
+    return sorted(p.parent for p in root.rglob(CONFIG)) if root.is_dir() else []
 
 
 @dataclass

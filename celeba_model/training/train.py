@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -146,7 +147,10 @@ def _fit(
     )
     dro = (GroupDRO(cells.spec.num_cells, config.dro_step, criterion.pos_weight, device, info)
            if config.group_dro else None)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # Fused on CUDA: one kernel for the whole update instead of several per parameter group; at batch 100
+    # a small model's step is launch-bound (bench/gpu_suite.sh).
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                  fused=device.type == "cuda")
     # Under torchrun every rank takes batch_size images per step (as in torchvision's references).
     steps_per_epoch = math.ceil(len(data.train_rows) / (config.batch_size * info.world_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
@@ -194,6 +198,7 @@ def _fit(
             figure = "worst-group accuracy" if config.select == "worst-group" else "macro-F1"
             logger.info(f"Stopped early: no gain in validation {figure} for {config.patience} epochs")
             break
+        epoch_started = time.perf_counter()
         torch.manual_seed(epoch_seed(config.seed, epoch, DROPOUT, info.rank))
         batches = sampler.epoch(config.batch_size, epoch_seed(config.seed, epoch, SHUFFLE), info)
         generator = torch.Generator(device=device).manual_seed(epoch_seed(config.seed, epoch, AUGMENT, info.rank))
@@ -216,6 +221,7 @@ def _fit(
             "lr": optimizer.param_groups[0]["lr"],
             "train_seconds": stats.seconds,
             "train_images_per_s": stats.images * info.world_size / stats.seconds,
+            "epoch_seconds": time.perf_counter() - epoch_started,  # training and validation: for an ETA
         }
         if cells is not None:
             record |= _group_record(config, cells, data, val, dro)

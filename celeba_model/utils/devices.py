@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -24,6 +25,22 @@ def default_eval_batch_size(device: torch.device) -> int:
     images allocate tensors over glibc's 32 MB mmap threshold, which are mapped and page-faulted afresh
     every batch: at 1,000 images evaluation ran at half the speed of 128 (bench/bench_evaluate.py)."""
     return 4096 if device.type == "cuda" else 128
+
+
+@contextlib.contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """float32 with TF32 off on CUDA, for predictions: bfloat16 autocast moved GPU probabilities up to
+    1.8e-2 from the CPU's and flipped 40 of 40,960 decisions at 0.5 (bench/gpu_suite.sh on an H200);
+    in full precision they agree to about 1e-6. Evaluation is far from the bottleneck either way."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
