@@ -3,8 +3,8 @@
     python bench/bench_full_size.py [--root data/full_size] [--label after] [--code DIR] [--skip-dashboard]
 
 Generates (or reuses) a synthetic dataset of full CelebA size (202,599 images, `make-demo --workers 2`,
-about 13 minutes and 2 GB the first time) and a 20,000-image one for comparison, then measures, each
-command in its own process (wall time and peak RSS from wait4):
+about 9 minutes and 2.1 GB the first time) and a 20,000-image one for comparison, then measures, each
+command in its own process (wall time, peak RSS from wait4, and the process's heap, sampled from /proc):
 
 - fixed cost per command: `info` twice (cold, then with everything reusable), and inside one process
   the index load and the image-cache check that every data command pays before it works;

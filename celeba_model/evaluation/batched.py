@@ -12,6 +12,7 @@ from tqdm import tqdm
 from ..data.transforms import PreprocessConfig, to_model_input
 from ..errors import ConfigError
 from ..utils.devices import default_eval_batch_size, full_precision
+from ..utils.memory import TRIM_EVERY, release_free_memory
 
 
 def sigmoid_probabilities(model: nn.Module, x: torch.Tensor, flip_tta: bool = False) -> torch.Tensor:
@@ -67,5 +68,7 @@ def predict_probabilities(
         bar.update(len(batch))
         if on_batch is not None:
             on_batch(done, len(rows))
+        if device.type == "cpu" and (begin // batch_size) % TRIM_EVERY == TRIM_EVERY - 1:
+            release_free_memory()  # or the heap grows with the images predicted (utils.memory)
     bar.close()
     return torch.cat(outputs).cpu().numpy().astype(np.float32, copy=False)
