@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..evaluation.predictions import Predictions
+from ..evaluation.predictions import Predictions, recorded_checkpoint
 from ..metrics.sweep import tune_thresholds
 from ..models.header import read_checkpoint_meta
 from ..models.thresholds import store_thresholds
@@ -72,7 +72,6 @@ def evaluated_checkpoint(predictions: Predictions, workspace_root: Path | None =
     A relative recorded path (shipped artifacts) is taken relative to the workspace. Raises a
     ConfigError saying what happened when the file moved, was deleted or now holds other weights.
     """
-    recorded = predictions.meta.get("checkpoint", {})
     where = predictions.folder or "these predictions"
     if "imported" in predictions.meta:
         raise ConfigError(f"{where} holds predictions imported from {predictions.meta['imported'].get('source')}: "
@@ -81,24 +80,10 @@ def evaluated_checkpoint(predictions: Predictions, workspace_root: Path | None =
     if "crossfit" in predictions.meta:
         raise ConfigError(f"{where} holds out-of-fold predictions of several crossfit models: no checkpoint stores "
                           "their thresholds; give them as a number or a thresholds JSON file")
-    if not recorded.get("path") or not recorded.get("weights_sha256"):
-        raise ConfigError(f"{where} does not record which checkpoint made it; re-evaluate the checkpoint")
-    path = Path(recorded["path"])
-    if not path.is_absolute():
-        path = default_workspace_root(workspace_root) / path
-    if not path.is_file():
-        raise ConfigError(
-            f"{where} was made by {path}, which is no longer there (moved or deleted); evaluate the checkpoint "
-            "again where it is now, or give the thresholds as a number or a thresholds JSON file"
-        )
-    current = read_checkpoint_meta(path).weights_sha256
-    if current != recorded["weights_sha256"]:
-        raise ConfigError(
-            f"{path} has different weights from the model evaluated in {where} (weights digest "
-            f"{current[:12]}... now, {recorded['weights_sha256'][:12]}... then: retrained or replaced); "
-            "re-evaluate it first"
-        )
-    return path
+    return recorded_checkpoint(
+        predictions, workspace_root, error=ConfigError, changed_remedy="re-evaluate it first",
+        moved_remedy="evaluate the checkpoint again where it is now, or give the thresholds as a number or a "
+        "thresholds JSON file")
 
 
 def save_thresholds_to_checkpoint(

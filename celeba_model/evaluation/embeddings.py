@@ -28,10 +28,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import CelebAModelError, ConfigError
-from ..models.header import read_checkpoint_meta
 from ..utils.fileio import atomic_write_bytes
-from ..workspace import default_workspace_root
-from .predictions import Predictions
+from .predictions import Predictions, recorded_checkpoint
 
 if TYPE_CHECKING:
     import torch
@@ -129,26 +127,14 @@ def load_embeddings(folder: str | Path, predictions: Predictions | None = None) 
 def embedding_checkpoint(predictions: Predictions, workspace_root: Path | None = None) -> Path:
     """The checkpoint that made ``predictions``, checked to still hold the evaluated weights (what
     ``analysis.thresholds.evaluated_checkpoint`` checks, here worded for features)."""
-    recorded = predictions.meta.get("checkpoint", {})
     where = predictions.folder or "this run"
     if "imported" in predictions.meta or "crossfit" in predictions.meta:
         made = "imported from another tool" if "imported" in predictions.meta else "out-of-fold, from several crossfit models"
         raise EmbeddingsError(f"{where} holds predictions {made}: there is no checkpoint of ours to compute its "
                               "features with, so it has no embedding map")
-    if not recorded.get("path") or not recorded.get("weights_sha256"):
-        raise EmbeddingsError(f"{where} does not record which checkpoint made it; evaluate the checkpoint again")
-    path = Path(recorded["path"])
-    if not path.is_absolute():
-        path = default_workspace_root(workspace_root) / path
-    if not path.is_file():
-        raise EmbeddingsError(f"{where} was made by {path}, which is no longer there (moved or deleted); evaluate "
-                              "the checkpoint again where it is now, then embed that run")
-    current = read_checkpoint_meta(path).weights_sha256
-    if current != recorded["weights_sha256"]:
-        raise EmbeddingsError(f"{path} has different weights from the model evaluated in {where} (weights digest "
-                              f"{str(current)[:12]}... now, {recorded['weights_sha256'][:12]}... then: retrained or "
-                              "replaced); evaluate it again, then embed that run")
-    return path
+    return recorded_checkpoint(predictions, workspace_root, error=EmbeddingsError,
+                               moved_remedy="evaluate the checkpoint again where it is now, then embed that run",
+                               changed_remedy="evaluate it again, then embed that run")
 
 
 def run_image_paths(predictions: Predictions, workspace_root: Path | None = None,

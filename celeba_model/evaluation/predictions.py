@@ -31,6 +31,7 @@ from ..attributes import CELEBA_ATTRIBUTES
 from ..data.celeba_files import CelebANotFoundError, find_layout
 from ..data.corrections import LabelCorrections
 from ..errors import CelebAModelError
+from ..models.header import read_checkpoint_meta
 from ..utils.fileio import atomic_write_files
 from ..workspace import ARTIFACT_FILE as ARRAY_FILE
 from ..workspace import default_workspace_root
@@ -138,6 +139,29 @@ class Predictions:
         except CelebANotFoundError:
             return None
         return candidate if candidate.is_file() else None
+
+
+def recorded_checkpoint(predictions: Predictions, workspace_root: Path | None = None, *, moved_remedy: str,
+                        changed_remedy: str, error: type[CelebAModelError] = CelebAModelError) -> Path:
+    """The checkpoint file that made ``predictions``, checked to still hold the evaluated weights: the one
+    check behind tuned thresholds and embeddings, which only word the remedy (``*_remedy``) and the
+    ``error`` class their own way. A relative recorded path (shipped artifacts) is taken relative to
+    the workspace."""
+    recorded = predictions.meta.get("checkpoint", {})
+    where = predictions.folder or "these predictions"
+    if not recorded.get("path") or not recorded.get("weights_sha256"):
+        raise error(f"{where} does not record which checkpoint made it; re-evaluate the checkpoint")
+    path = Path(recorded["path"])
+    if not path.is_absolute():
+        path = default_workspace_root(workspace_root) / path
+    if not path.is_file():
+        raise error(f"{where} was made by {path}, which is no longer there (moved or deleted); {moved_remedy}")
+    current = read_checkpoint_meta(path).weights_sha256
+    if current != recorded["weights_sha256"]:
+        raise error(f"{path} has different weights from the model evaluated in {where} (weights digest "
+                    f"{str(current)[:12]}... now, {recorded['weights_sha256'][:12]}... then: retrained or replaced); "
+                    f"{changed_remedy}")
+    return path
 
 
 def save_predictions(folder: str | Path, predictions: Predictions) -> Path:
