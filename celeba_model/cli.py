@@ -140,6 +140,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction,
                    help="random flips, shifts, zoom, brightness/contrast (and saturation for RGB) on each batch "
                    "(default: off)")
+    p.add_argument("--augment-preset", choices=["standard", "photo"],
+                   help="with --augment: standard, or photo, which adds the detector path's framing noise (rotation "
+                   f"up to 10 degrees, wider shift and zoom) (default: {d.augment_preset})")
+    p.add_argument("--aux-attributes", nargs="+", metavar="NAME",
+                   help="multi-task supervision: more CelebA attributes the network learns but does not predict, or "
+                   "all for the other attributes; best.safetensors keeps only the --attributes outputs (default: none)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="keep an exponential moving average of the weights (e.g. 0.998 per step); validation and "
                    "best.safetensors use it (default: off)")

@@ -71,6 +71,14 @@ EXPERIMENTS: dict[str, tuple[str, dict]] = {
                              {"arch": "attrnet", "epochs": 24, "ema": 0.998, **STRONG, "pos_weight": "balanced"}),
     "attrnet_80_ema": ("ours + EMA at 80x80 input, 24 epochs",
                        {"arch": "attrnet", "epochs": 24, "ema": 0.998, "image_size": 80, **STRONG}),
+    # Issue 17: chosen on real photos (celeba_wild_val) through the photo path; epochs kept to choose among.
+    "attrnet_mt40": ("ours + multi-task supervision: learns all 40 attributes, predicts the 10",
+                     {"arch": "attrnet", "epochs": 20, **STRONG, "aux_attributes": ["all"], "keep_epochs": True}),
+    "attrnet_photo": ("ours + the photo path's framing noise in augmentation (rotation 10 deg, shift 8%, zoom 12%)",
+                      {"arch": "attrnet", "epochs": 20, **STRONG, "augment_preset": "photo", "keep_epochs": True}),
+    "attrnet_mt40_photo_ema": ("ours + multi-task 40 + framing-noise augmentation + EMA 0.998, 24 epochs",
+                               {"arch": "attrnet", "epochs": 24, **STRONG, "aux_attributes": ["all"],
+                                "augment_preset": "photo", "ema": 0.998, "keep_epochs": True}),
 }
 # The paper's ablation with several seeds (its setup: grayscale, no balancing, no augmentation).
 for _arch in ("paper", "no_conv3", "no_conv3_no_fc1"):

@@ -67,3 +67,39 @@ def test_fused_color_jitter_equals_brightness_then_contrast_then_saturation():
     gray = 0.299 * y[:, 0:1] + 0.587 * y[:, 1:2] + 0.114 * y[:, 2:3]
     expected = (gray + (y - gray) * s).clamp(0, 1)
     assert torch.allclose(out, expected, atol=1e-5)
+
+
+def _tilt_degrees(images: torch.Tensor) -> torch.Tensor:
+    """The angle from vertical of each image's bright mass (second moments of a single-channel batch)."""
+    n, _, h, w = images.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    weight = images[:, 0]
+    total = weight.sum(dim=(1, 2))
+    mx, my = (weight * xs).sum(dim=(1, 2)) / total, (weight * ys).sum(dim=(1, 2)) / total
+    cxx = (weight * (xs - mx.view(n, 1, 1)) ** 2).sum(dim=(1, 2))
+    cyy = (weight * (ys - my.view(n, 1, 1)) ** 2).sum(dim=(1, 2))
+    cxy = (weight * (xs - mx.view(n, 1, 1)) * (ys - my.view(n, 1, 1))).sum(dim=(1, 2))
+    return torch.rad2deg(0.5 * torch.atan2(2 * cxy, cyy - cxx))
+
+
+def test_rotation_tilts_a_vertical_bar_by_at_most_its_range_both_ways():
+    x = torch.zeros(64, 1, 48, 48)
+    x[:, :, 8:40, 22:26] = 1.0  # a vertical bar through the center
+    config = AugmentConfig(flip=False, max_shift=0, max_scale=0, brightness=0, contrast=0, saturation=0, max_rotate=10.0)
+    tilt = _tilt_degrees(augment_batch(x, config, torch.Generator().manual_seed(2)))
+    assert tilt.abs().max() <= 10.5
+    assert (tilt > 2).any() and (tilt < -2).any() and tilt.abs().mean() > 3
+    assert _tilt_degrees(augment_batch(x, NONE, torch.Generator().manual_seed(2))).abs().max() < 0.1
+
+
+def test_photo_preset_adds_rotation_and_runs_without_it_keep_their_random_numbers():
+    from celeba_model.data.transforms import AUGMENT_PRESETS
+    from celeba_model.training.config import AUGMENT_PRESETS as PRESET_NAMES
+
+    assert tuple(AUGMENT_PRESETS) == PRESET_NAMES  # the config's names and the ranges agree
+    assert AUGMENT_PRESETS["photo"].max_rotate > 0 and AUGMENT_PRESETS["standard"].max_rotate == 0
+    x = _batch()
+    standard = augment_batch(x, AUGMENT_PRESETS["standard"], torch.Generator().manual_seed(3))
+    assert torch.equal(standard, augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(3)))
+    photo = augment_batch(x, AUGMENT_PRESETS["photo"], torch.Generator().manual_seed(3))
+    assert photo.shape == x.shape and photo.min() >= 0 and photo.max() <= 1 and not torch.equal(photo, standard)

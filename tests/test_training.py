@@ -139,3 +139,33 @@ def test_cache_held_on_the_device_trains_exactly_like_the_memory_map(demo_root, 
 def test_unknown_data_on_device_mode_is_refused(demo_root, tmp_path):
     with pytest.raises(ConfigError, match="data_on_device must be one of"):
         _config(demo_root, tmp_path / "run", tmp_path / "cache", data_on_device="always")
+
+
+def test_auxiliary_attributes_train_more_outputs_and_ship_only_the_predicted_ones(demo_root, tmp_path):
+    aux = ["Wearing_Hat", "Bald", "Mustache"]
+    config = _config(demo_root, tmp_path / "run", tmp_path / "cache", epochs=1, arch="cnn4", aux_attributes=aux)
+    assert config.trained_attributes == config.attributes + aux
+    train(config)
+    run = tmp_path / "run"
+    line = json.loads((run / "metrics.jsonl").read_text())
+    assert list(line["val_f1"]) == config.attributes  # validation scores the predicted attributes only
+
+    best, last = load_checkpoint(run / "best.safetensors"), load_checkpoint(run / "last.safetensors")
+    assert best.attributes == config.attributes and best.meta["training"]["aux_attributes"] == aux
+    assert last.attributes == config.attributes + aux  # all outputs, to resume
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    best.model.eval(), last.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(best.model(x), last.model(x)[:, : len(config.attributes)], atol=1e-6)
+
+    with pytest.raises(TrainingError, match="aux_attributes"):
+        train(_config(demo_root, run, tmp_path / "cache", epochs=1, arch="cnn4", aux_attributes=["Bald"]), resume=True)
+
+
+def test_auxiliary_attributes_all_means_the_others_and_may_not_repeat_predicted_ones(tmp_path):
+    config = TrainConfig(data_roots=["x"], out=str(tmp_path), aux_attributes=["all"])
+    assert len(config.trained_attributes) == 40 and len(set(config.trained_attributes)) == 40
+    with pytest.raises(ConfigError, match="cannot repeat predicted attributes: Smiling"):
+        TrainConfig(data_roots=["x"], out=str(tmp_path), aux_attributes=["smiling"])
+    with pytest.raises(ConfigError, match="augment_preset"):
+        TrainConfig(data_roots=["x"], out=str(tmp_path), augment_preset="heavy")

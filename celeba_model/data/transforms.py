@@ -108,9 +108,19 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2  # RGB only; kept small so hair and skin color labels stay true
+    max_rotate: float = 0.0  # degrees, either way
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# "photo": the framing noise of the detector path on top of "standard". Uploaded photos are framed from
+# detected keypoints (photo/framing.py), so their crops wobble where aligned CelebA's do not: a few
+# degrees of residual roll, and shift and scale errors of several percent.
+AUGMENT_PRESETS = {
+    "standard": AugmentConfig(),
+    "photo": AugmentConfig(max_shift=0.08, max_scale=0.12, max_rotate=10.0),
+}
 
 
 def _uniform(n: int, spread: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -131,19 +141,29 @@ def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Gener
     brightness = 1 + _uniform(n, config.brightness, generator, device)
     contrast = 1 + _uniform(n, config.contrast, generator, device)
     saturation = 1 + _uniform(n, config.saturation, generator, device)
+    # Drawn last and only when asked for, so runs without rotation keep their random numbers.
+    angle = (_uniform(n, config.max_rotate, generator, device) * (torch.pi / 180) if config.max_rotate > 0
+             else torch.zeros(n, device=device))
 
-    # One affine warp covers flip, zoom and shift. The warp is axis-aligned, so its sampling grid is
-    # two broadcast products (much cheaper on a CPU than F.affine_grid's general matrix product).
-    # Grid coordinates are in [-1, 1], pixel centers at (2i + 1) / size - 1, so a shift of s (a
-    # fraction of the image) is 2*s there.
+    # One affine warp covers flip, zoom, shift and rotation. Its sampling grid is built from broadcast
+    # products (much cheaper on a CPU than F.affine_grid's general matrix product); without rotation
+    # it is axis-aligned and needs two. Grid coordinates are in [-1, 1], pixel centers at
+    # (2i + 1) / size - 1, so a shift of s (a fraction of the image) is 2*s there.
     height, width = x.shape[2], x.shape[3]
     sign = torch.where(flip, -1.0, 1.0).to(device=device, dtype=x.dtype)
     scale, shift = scale.to(x.dtype), shift.to(x.dtype)
     xs = (torch.arange(width, device=device, dtype=x.dtype) * 2 + 1) / width - 1
     ys = (torch.arange(height, device=device, dtype=x.dtype) * 2 + 1) / height - 1
-    grid_x = (sign / scale).view(n, 1, 1) * xs.view(1, 1, width) + 2 * shift[:, 0].view(n, 1, 1)
-    grid_y = (1 / scale).view(n, 1, 1) * ys.view(1, height, 1) + 2 * shift[:, 1].view(n, 1, 1)
-    grid = torch.stack([grid_x.expand(n, height, width), grid_y.expand(n, height, width)], dim=-1)
+    if config.max_rotate > 0:
+        cos, sin = (torch.cos(angle) / scale).to(x.dtype).view(n, 1, 1), (torch.sin(angle) / scale).to(x.dtype).view(n, 1, 1)
+        xs_flipped = sign.view(n, 1, 1) * xs.view(1, 1, width)
+        grid_x = cos * xs_flipped - sin * ys.view(1, height, 1) + 2 * shift[:, 0].view(n, 1, 1)
+        grid_y = sin * xs_flipped + cos * ys.view(1, height, 1) + 2 * shift[:, 1].view(n, 1, 1)
+        grid = torch.stack([grid_x, grid_y], dim=-1)
+    else:
+        grid_x = (sign / scale).view(n, 1, 1) * xs.view(1, 1, width) + 2 * shift[:, 0].view(n, 1, 1)
+        grid_y = (1 / scale).view(n, 1, 1) * ys.view(1, height, 1) + 2 * shift[:, 1].view(n, 1, 1)
+        grid = torch.stack([grid_x.expand(n, height, width), grid_y.expand(n, height, width)], dim=-1)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
     # Brightness (x*b), contrast about the image mean ((x - m)*c + m) and saturation about the luma

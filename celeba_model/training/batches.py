@@ -28,7 +28,7 @@ class RunData:
     index: CelebAIndex
     array_path: Path
     images: np.ndarray
-    labels: np.ndarray  # (N, A) uint8 over the whole index
+    labels: np.ndarray  # (N, A) uint8 over the whole index: the trained attributes (predicted, then auxiliary)
     train_rows: np.ndarray
     val_rows: np.ndarray
 
@@ -40,7 +40,7 @@ def prepare_data(config: TrainConfig, spec: PreprocessConfig, info: DistInfo = D
         # Read before anything is written: a bad corrections file fails the start cleanly.
         index, changed = corrected_index(index, read_corrections(config.label_corrections))
         logger.info("label corrections %s: %d labels changed", config.label_corrections, changed)
-    labels = index.attribute_labels(config.attributes)
+    labels = index.attribute_labels(config.trained_attributes)  # predicted, then auxiliary columns
     train_rows = index.split_indices("train")
     val_rows = index.split_indices("val")
     if config.max_train_images is not None and len(train_rows) > config.max_train_images:

@@ -7,18 +7,19 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..attributes import PAPER_ATTRIBUTES, resolve_attributes
+from ..attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES, resolve_attributes
 from ..errors import CelebAModelError, ConfigError
 
 POS_WEIGHT_MODES = ("none", "sqrt", "balanced")
 DATA_ON_DEVICE_MODES = ("auto", "yes", "no")
-SELECT_MODES = ("macro-f1", "worst-group")  # what picks best.safetensors
+SELECT_MODES = ("macro-f1", "worst-group")
+AUGMENT_PRESETS = ("standard", "photo")  # data.transforms.AUGMENT_PRESETS holds their ranges  # what picks best.safetensors
 # Options that define what is trained; a resumed run must keep them.
 LOCKED_ON_RESUME = (
     "arch", "attributes", "epochs", "batch_size", "lr", "weight_decay", "seed", "image_size", "color",
     "pos_weight", "augment", "max_train_images", "model_config", "split_seed", "ema",
     "group_by", "group_target", "group_balance", "group_dro", "dro_step", "jtt", "jtt_epochs", "jtt_upweight",
-    "select", "keep_epochs",
+    "select", "keep_epochs", "aux_attributes", "augment_preset",
 )
 
 
@@ -44,6 +45,13 @@ class TrainConfig:
     color: str = "gray"
     pos_weight: str = "none"
     augment: bool = False
+    # With augment: "standard" (flip, shift, zoom, color), or "photo", which adds the framing noise of the
+    # face detector path (small rotations, wider shift and zoom) so aligned training meets uploaded photos.
+    augment_preset: str = "standard"
+    # Multi-task supervision: more CelebA attributes learned beside ``attributes`` (a shared trunk with
+    # more outputs), not predicted. Checkpoints for evaluation (best, epoch-NNN) keep only the outputs of
+    # ``attributes``; last.safetensors keeps all of them, to resume. "all": the other CelebA attributes.
+    aux_attributes: list[str] = field(default_factory=list)
     # Decay of an exponential moving average of the weights, updated every step; validation and the
     # saved best checkpoint use the average. None trains without one.
     ema: float | None = None
@@ -79,6 +87,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self._check_types()
         self.attributes = resolve_attributes(self.attributes)
+        self._check_aux_attributes()
+        if self.augment_preset not in AUGMENT_PRESETS:
+            raise ConfigError(f"augment_preset must be one of {AUGMENT_PRESETS}, got {self.augment_preset!r}")
         if self.pos_weight not in POS_WEIGHT_MODES:
             raise ConfigError(f"pos_weight must be one of {POS_WEIGHT_MODES}, got {self.pos_weight!r}")
         for name in ("epochs", "batch_size", "image_size"):
@@ -100,6 +111,21 @@ class TrainConfig:
         self._check_groups()
         if self.label_corrections:
             self.label_corrections = str(Path(self.label_corrections).expanduser().resolve())
+
+    def _check_aux_attributes(self) -> None:
+        """Canonical names; "all" is every CelebA attribute not predicted; none may also be predicted."""
+        if [a.lower() for a in self.aux_attributes] == ["all"]:
+            self.aux_attributes = [a for a in CELEBA_ATTRIBUTES if a not in self.attributes]
+            return
+        self.aux_attributes = resolve_attributes(self.aux_attributes) if self.aux_attributes else []
+        both = [a for a in self.aux_attributes if a in self.attributes]
+        if both:
+            raise ConfigError(f"aux_attributes cannot repeat predicted attributes: {', '.join(both)}")
+
+    @property
+    def trained_attributes(self) -> list[str]:
+        """The model's outputs while it trains: the predicted attributes first, then the auxiliary ones."""
+        return self.attributes + self.aux_attributes
 
     def _check_groups(self) -> None:
         """The group options, resolved to canonical names: they need each other in set ways."""
@@ -146,7 +172,7 @@ class TrainConfig:
             "eval_batch_size": (int, type(None)), "progress": bool, "group_by": (list, tuple, type(None)),
             "group_target": (str, type(None)), "group_balance": bool, "group_dro": bool, "dro_step": (int, float),
             "jtt": bool, "jtt_epochs": int, "jtt_upweight": (int, float), "select": str, "keep_epochs": bool,
-            "label_corrections": (str, type(None)),
+            "label_corrections": (str, type(None)), "aux_attributes": (list, tuple), "augment_preset": str,
         }
         for name, types in expected.items():
             value = getattr(self, name)

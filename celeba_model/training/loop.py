@@ -109,9 +109,10 @@ class ValMetrics:
 
 def validate(
     model: nn.Module, data: RunData, spec: PreprocessConfig, device: torch.device, info: DistInfo = DistInfo(),
-    batch_size: int | None = None,
+    batch_size: int | None = None, scored: int | None = None,
 ) -> ValMetrics:
-    """Predict the val split with ``model`` and score it (every process gets the same metrics)."""
+    """Predict the val split with ``model`` and score it (every process gets the same metrics): the
+    first ``scored`` attributes (the predicted ones; the rest are auxiliary), or all of them."""
     labels = data.labels[data.val_rows]
     # Each rank predicts its share of the validation images; gathered in rank order they are
     # exactly the single-process predictions.
@@ -119,6 +120,7 @@ def validate(
         lambda rows: predict_probabilities(model, data.images, rows, spec, device, batch_size=batch_size),
         data.val_rows, info, labels.shape[1],
     )
+    labels, probs = labels[:, :scored], probs[:, :scored]
     f1 = f1_scores(labels, probs, 0.5)
     return ValMetrics(loss=_binary_cross_entropy(labels, probs), f1=f1, macro_f1=float(f1.mean()), probabilities=probs)
 

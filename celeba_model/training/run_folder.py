@@ -108,16 +108,19 @@ def load_last(
 def save_epoch(
     out: Path, meta: dict, model: nn.Module, optimizer: torch.optim.Optimizer, ema: AveragedModel | None,
     history: list[dict], improved: bool, dro: GroupDRO | None = None, keep: bool = False,
+    predicted: tuple[nn.Module, dict] | None = None,
 ) -> None:
     """Write an epoch's checkpoints and the metrics so far: ``best`` (the evaluated weights: the moving
     average when there is one) when ``improved``, the epoch's own file when ``keep``, then ``last`` (for
-    resume, with the moving average and Group DRO's weights), then metrics.jsonl."""
+    resume, with the moving average and Group DRO's weights), then metrics.jsonl. With auxiliary
+    attributes, ``predicted`` is the evaluated model cut to the predicted outputs, and its metadata:
+    what best and epoch files hold."""
     # Best before last: if killed in between, resume re-runs this epoch and rewrites both identically.
-    evaluated = ema.module if ema is not None else model
+    evaluated, evaluated_meta = predicted or (ema.module if ema is not None else model, meta)
     if improved:
-        save_checkpoint(out / BEST, evaluated, meta)
+        save_checkpoint(out / BEST, evaluated, evaluated_meta)
     if keep:
-        save_checkpoint(out / epoch_file(meta["training"]["epoch"]), evaluated, meta)
+        save_checkpoint(out / epoch_file(meta["training"]["epoch"]), evaluated, evaluated_meta)
     state = {f"ema.{k}": v for k, v in ema.state_dict().items()} if ema is not None else {}
     state |= dro.state_dict() if dro is not None else {}
     save_checkpoint(out / LAST, model, meta, optimizer_state=optimizer.state_dict(), training_state=state or None)

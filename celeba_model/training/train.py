@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from contextlib import nullcontext
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..data.transforms import AugmentConfig, PreprocessConfig
+from ..data.transforms import AUGMENT_PRESETS, PreprocessConfig
 from ..errors import CelebAModelError, ConfigError
 from ..models.registry import ModelSpec, count_parameters, create_model, model_spec
 from ..utils import run_lock
@@ -32,7 +33,7 @@ from ..utils.devices import resolve_device
 from ..utils.distributed import DistInfo, barrier, init_distributed
 from . import jtt
 from .batches import CachedBatches, ResidentBatches, RunData, batch_loader, keep_data_on_device, prepare_data
-from .config import TrainConfig
+from .config import TrainConfig, TrainingError
 from .dro import GroupDRO
 from .groups import RunCells, cell_accuracy, run_cells
 from .loop import ValMetrics, compute_pos_weight, train_one_epoch, validate
@@ -78,7 +79,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     out = Path(config.out)
     device, info = _init_device(config.device)
     spec = PreprocessConfig(image_size=config.image_size, color=config.color)
-    mspec = model_spec(config.arch, spec.channels, len(config.attributes), spec.image_size, config.model_config)
+    mspec = model_spec(config.arch, spec.channels, len(config.trained_attributes), spec.image_size,
+                       config.model_config)
     torch.manual_seed(config.seed)  # weight initialization
     model = _build_model(mspec)
     check_run_folder(config, out, resume)
@@ -154,7 +156,7 @@ def _fit(
     # Under torchrun every rank takes batch_size images per step (as in torchvision's references).
     steps_per_epoch = math.ceil(len(data.train_rows) / (config.batch_size * info.world_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
-    augment = AugmentConfig() if config.augment else None
+    augment = AUGMENT_PRESETS[config.augment_preset] if config.augment else None
     # torch's AveragedModel keeps the moving average (weights and batch-norm statistics).
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
            if config.ema is not None else None)
@@ -178,6 +180,7 @@ def _fit(
         f"Training {config.arch} ({count_parameters(model):,} parameters) on {device}: "
         f"{len(data.train_rows):,} train / {len(data.val_rows):,} val images, "
         f"{spec.image_size}x{spec.image_size} {spec.color}, {len(config.attributes)} attributes"
+        + (f" (+{len(config.aux_attributes)} auxiliary)" if config.aux_attributes else "")
         + (f", {info.world_size} processes" if info.enabled else "")
     )
     if cells is not None:
@@ -189,7 +192,8 @@ def _fit(
         source = ResidentBatches(data.images, labels, device, batch_cells)
         logger.info(f"Holding the {data.images.nbytes / 2**30:.2f} GiB image cache on {device}")
     logger.debug(f"Image cache {data.array_path}; {steps_per_epoch:,} steps per epoch")
-    meta_base = {"model": setup.mspec.to_dict(), "attributes": config.attributes, "preprocess": spec.to_dict()}
+    meta_base = {"model": setup.mspec.to_dict(), "attributes": config.trained_attributes,
+                 "preprocess": spec.to_dict()}
     epochs_without_gain = (len(history) - best_epoch) if history else 0
     evaluated = ema.module if ema is not None else model
 
@@ -210,7 +214,7 @@ def _fit(
             num_batches=len(batches), desc=f"Epoch {epoch}/{config.epochs}",
             progress=config.progress and info.is_main,
         )
-        val = validate(evaluated, data, spec, device, info, config.eval_batch_size)
+        val = validate(evaluated, data, spec, device, info, config.eval_batch_size, scored=len(config.attributes))
 
         record = {
             "epoch": epoch,
@@ -250,8 +254,10 @@ def _fit(
         if jtt_record is not None:
             training["jtt"] = jtt_record
         if info.is_main:
-            save_epoch(out, meta_base | {"training": training}, model, optimizer, ema, history, improved, dro,
-                       keep=config.keep_epochs)
+            meta = meta_base | {"training": training}
+            predicted = _predicted_only(evaluated, meta, config) if config.aux_attributes else None
+            save_epoch(out, meta, model, optimizer, ema, history, improved, dro, keep=config.keep_epochs,
+                       predicted=predicted)
         barrier(info)
         logger.info(
             f"epoch {epoch:3d}/{config.epochs}  loss {stats.loss:.4f}  val loss {val.loss:.4f}  "
@@ -277,6 +283,23 @@ def _group_record(config: TrainConfig, cells: RunCells, data: RunData, val: ValM
     if dro is not None:
         record["dro_q"] = {name: float(q) for name, q in zip(cells.spec.names(), dro.q.tolist())}
     return record
+
+
+def _predicted_only(model: nn.Module, meta: dict, config: TrainConfig) -> tuple[nn.Module, dict]:
+    """A copy of ``model`` whose last linear layer keeps only the rows of the predicted attributes (the
+    first outputs), and its metadata: on those outputs it computes exactly what ``model`` does."""
+    kept = len(config.attributes)
+    copy = deepcopy(model)
+    head = [m for m in copy.modules() if isinstance(m, nn.Linear)][-1]
+    if head.out_features != len(config.trained_attributes):
+        raise TrainingError(f"{config.arch}'s last linear layer has {head.out_features} outputs, not one per "
+                            f"trained attribute ({len(config.trained_attributes)}); aux_attributes needs it")
+    head.weight = nn.Parameter(head.weight.detach()[:kept].clone())
+    head.bias = nn.Parameter(head.bias.detach()[:kept].clone()) if head.bias is not None else None
+    head.out_features = kept
+    spec = {**meta["model"], "num_outputs": kept}
+    training = {**meta["training"], "aux_attributes": list(config.aux_attributes)}
+    return copy, {**meta, "model": spec, "attributes": list(config.attributes), "training": training}
 
 
 def _selection_score(record: dict, select: str) -> float:
