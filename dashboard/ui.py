@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from celeba_model.analysis.slices import BiasMap, GroupThresholds, SliceReport
     from celeba_model.photo.detection import FaceDetector
     from celeba_model.photo.predictor import Predictor
+    from hover_scatter import Thumbnails
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout this dashboard is part of
 
@@ -385,6 +386,30 @@ def saliency_overlay(image: Image.Image, cam: np.ndarray, crop: CropBox, size: i
     from celeba_model.photo.saliency import overlay
 
     return overlay(crop_and_resize(image, crop, size, "rgb"), cam, size=size)
+
+
+def hover_faces(folder: str | Path, predictions: Predictions) -> tuple[Path, Thumbnails] | None:
+    """The hover chart's component folder and the run's thumbnails (being written in the background),
+    or None where faces cannot be shown on hover: the read-only mode (nothing is written), no image
+    of the run on this machine, or an image cache that cannot be written."""
+    if read_only():
+        return None
+    from hover_scatter import component_folder, thumbnails
+
+    paths = _image_paths(str(folder), run_mtime(Path(folder)), data_root(), predictions)
+    if not any(paths):
+        return None
+    try:
+        component = component_folder(workspace().cache_dir)
+    except OSError:
+        return None
+    return component, thumbnails(str(component), f"{folder}|{run_mtime(Path(folder))}|{data_root()}", paths)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _image_paths(folder: str, mtime: float, root: str, _predictions: Predictions) -> tuple[str | None, ...]:
+    """Where each of a run's images is (None: not on this machine), looked up once per run and folder."""
+    return tuple(_predictions.image_paths(workspace().root, root or None))
 
 
 def resolve_image(predictions: Predictions, row: int) -> str | None:

@@ -8,9 +8,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from celeba_model.analysis.embedding_map import MAP_FORMAT, EmbeddingMap, MapParams, save_map
 from celeba_model.catalogue import Catalogue
+from celeba_model.evaluation.embeddings import files_digest
+from celeba_model.evaluation.predictions import load_predictions
 from celeba_model.workspace import Workspace
 from dashboard.server import CHROMIUM, chromium, dashboard_server
 
@@ -55,6 +59,14 @@ HEADINGS = {"Misclassified": "Misclassified examples", "Upload": "Upload an imag
 def _go(page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=HEADINGS.get(title, title), exact=True).wait_for()
+
+
+def _choose_run(page, label: str) -> None:
+    """Pick a run in the sidebar's selector by typing its label."""
+    run = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run")
+    run.click()
+    page.keyboard.type(label)
+    page.keyboard.press("Enter")
 
 
 def _shot(page, name: str) -> None:
@@ -115,10 +127,7 @@ def test_misclassified_page_shows_face_crops(page):
     _go(page, "Misclassified")
     # The shipped real-data run opens by default; its images are not in this workspace.
     page.get_by_text("image(s) are not on this machine").wait_for()
-    run = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run")
-    run.click()
-    page.keyboard.type("demo/paper/test")
-    page.keyboard.press("Enter")
+    _choose_run(page, "demo/paper/test")
     page.get_by_test_id("stImage").first.wait_for()
     assert page.get_by_test_id("stImage").count() > 3
     _shot(page, "4-misclassified")
@@ -146,10 +155,7 @@ def test_a_file_over_the_upload_limit_is_refused(page, tmp_path):
 
 def test_slices_page_shows_the_blond_men_of_the_shipped_run(page):
     _go(page, "Slices")
-    run = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run")
-    run.click()
-    page.keyboard.type("celeba/attrnet/test")
-    page.keyboard.press("Enter")
+    _choose_run(page, "celeba/attrnet/test")
     page.get_by_text("660 test images of 22 people").wait_for()
     # The default slice, Blond_Hair by Male: its worst cell is the blond men the model misses.
     page.get_by_text("Worst cell: Blond_Hair, Male").wait_for()
@@ -181,10 +187,7 @@ def test_training_page_shows_the_curves_of_the_shipped_model(page):
 
 def test_map_page_draws_the_shipped_map_and_a_box_opens_a_gallery(page):
     _go(page, "Map")
-    run = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run")
-    run.click()
-    page.keyboard.type("celeba/attrnet/test")
-    page.keyboard.press("Enter")
+    _choose_run(page, "celeba/attrnet/test")
     page.get_by_text("660 images placed by").wait_for()  # the shipped map: no images, no UMAP needed
     chart = page.locator(".js-plotly-plot").first
     chart.locator("canvas").first.wait_for(state="attached")  # Scattergl draws with WebGL
@@ -199,6 +202,46 @@ def test_map_page_draws_the_shipped_map_and_a_box_opens_a_gallery(page):
     page.mouse.up()
     page.get_by_text("selected images").first.wait_for()
     _shot(page, "10-map")
+
+
+def test_map_page_shows_the_face_of_the_point_under_the_pointer(page, dashboard_workspace):
+    # A demo run, whose images are on this machine, with a stored map (UMAP itself is tested elsewhere).
+    folder = Catalogue(Workspace(dashboard_workspace)).demo_run("paper", "test")
+    predictions = load_predictions(folder)
+    coordinates = np.random.default_rng(0).uniform(size=(len(predictions), 2)).astype(np.float32)
+    save_map(folder, EmbeddingMap(coordinates, {"format": MAP_FORMAT, "files_sha256": files_digest(predictions.files),
+                                                "params": MapParams().to_dict(), "layer": "classifier"}))
+    _go(page, "Map")
+    _choose_run(page, "demo/paper/test")
+    page.get_by_text(f"{len(predictions):,} images placed by").wait_for()
+    frame = page.frame_locator("iframe[title='hover_scatter.hover_scatter']")
+    frame.locator("#chart canvas").first.wait_for(state="attached")
+    box = page.locator("iframe[title='hover_scatter.hover_scatter']").bounding_box()
+    face = frame.locator("#face")
+    # Sweep the pointer over the points until one is under it (its face is written in the background).
+    for attempt in range(60):
+        fx, fy = 0.3 + 0.4 * ((attempt * 7) % 10) / 10, 0.3 + 0.4 * ((attempt * 3) % 10) / 10
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=4)
+        page.wait_for_timeout(500)
+        if face.is_visible():
+            break
+    assert face.is_visible(), "no face appeared while hovering over the map"
+    source = frame.locator("#face-img").get_attribute("src")
+    assert source.startswith("thumbs/") and source.endswith(".jpg")
+    assert frame.locator("#face-img").evaluate("img => img.naturalWidth") > 0  # a real image was served
+    _shot(page, "10-map-hover")
+    page.mouse.move(box["x"] + 2, box["y"] + 2)  # off the points: the face goes
+    face.wait_for(state="hidden")
+
+    # A lasso in this chart opens the gallery too, with the images.
+    corners = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75)]
+    page.mouse.move(box["x"] + box["width"] * corners[0][0], box["y"] + box["height"] * corners[0][1])
+    page.mouse.down()
+    for fx, fy in corners[1:]:
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
+    page.mouse.up()
+    page.get_by_text("selected images").first.wait_for()
+    page.get_by_test_id("stImage").first.wait_for()
 
 
 def test_a_fresh_clone_opens_at_once_and_prepares_the_demo_in_the_background(browser, tmp_path):

@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
@@ -24,6 +26,7 @@ from celeba_model.evaluation.predictions import load_predictions
 from celeba_model.models.checkpoint import save_checkpoint
 from celeba_model.models.registry import create_model, model_spec
 from celeba_model.photo.embeddings import embed_run
+from celeba_model.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"
@@ -58,8 +61,23 @@ def app(workspace, monkeypatch):
     return at.switch_page("views/map.py").run()
 
 
+def _chart(at: AppTest):
+    """The map: Streamlit's Plotly chart, or the hover chart (a custom component) where the images are here."""
+    charts = at.get("plotly_chart") or [e for e in at.get("component_instance")
+                                        if e.proto.component_name.endswith("hover_scatter")]
+    assert charts, "no map on the page"
+    return charts[0]
+
+
+def _figure(at: AppTest) -> dict:
+    chart = _chart(at)
+    if chart.type == "plotly_chart":
+        return json.loads(chart.proto.spec)
+    return json.loads(chart.proto.json_args)["figure"]
+
+
 def _traces(at: AppTest) -> list[dict]:
-    return json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    return _figure(at)["data"]
 
 
 def _points(trace: dict) -> int:
@@ -75,8 +93,12 @@ def _select(at: AppTest, rows: list[int]) -> AppTest:
     plotly interaction, so the widget state is handed to the next run directly)."""
     states = at._tree.get_widget_states()
     points = [{"curve_number": 0, "point_index": i, "point_number": i, "customdata": r} for i, r in enumerate(rows)]
-    value = {"selection": {"points": points, "point_indices": list(range(len(rows))), "box": [], "lasso": []}}
-    states.widgets.append(WidgetState(id=at.get("plotly_chart")[0].proto.id, string_value=json.dumps(value)))
+    chart = _chart(at)
+    if chart.type == "plotly_chart":
+        value = {"selection": {"points": points, "point_indices": list(range(len(rows))), "box": [], "lasso": []}}
+        states.widgets.append(WidgetState(id=chart.proto.id, string_value=json.dumps(value)))
+    else:  # what the hover chart's page sends (components/hover_scatter/index.html)
+        states.widgets.append(WidgetState(id=chart.proto.id, json_value=json.dumps({"selection": {"points": points}})))
     return at._run(states)
 
 
@@ -85,15 +107,17 @@ def test_a_run_without_embeddings_offers_to_compute_them(app, workspace):
     app.sidebar.selectbox(key="run_choice").set_value("mine/test").run()
     assert not app.exception
     assert any("no embeddings yet" in i.value for i in app.info) and not app.get("plotly_chart")
+    assert not app.get("component_instance")
     app.button(key="map_embed").click().run()
     assert not app.exception
     assert (folder / EMBEDDINGS_FILE).is_file() and (folder / embedding_map.MAP_FILE).is_file()
-    assert app.get("plotly_chart") and all(t["type"] == "scattergl" for t in _traces(app))
+    assert all(t["type"] == "scattergl" for t in _traces(app))
 
 
 def test_colour_choices_and_a_selection_opening_the_gallery(app, workspace):
     embed_run(workspace / "runs" / "mine" / "test", cache_dir=workspace / ".cache")  # done by the test above
     app.sidebar.selectbox(key="run_choice").set_value("mine/test").run()
+    assert _chart(app).type != "plotly_chart"  # the images are here: the chart with faces on hover
     traces = _traces(app)
     assert [t["name"].split(" (")[0] for t in traces] == ["not Male", "Male"]
     assert sum(_points(t) for t in traces) == len(load_predictions(workspace / "runs" / "mine" / "test"))
@@ -124,7 +148,8 @@ def test_colour_choices_and_a_selection_opening_the_gallery(app, workspace):
 
 def test_the_shipped_run_shows_its_map_without_images(app):
     assert app.sidebar.selectbox(key="run_choice").value == "celeba/attrnet/test (shipped)"
-    assert not app.exception and app.get("plotly_chart")
+    # No image here: Streamlit's own chart (points, tooltips and selections), not the hover-face one.
+    assert not app.exception and app.get("plotly_chart") and not app.get("component_instance")
     assert sum(_points(t) for t in _traces(app)) == 660
     gallery = _select(app, [0, 1, 2])
     assert any(s.value == "3 selected images" for s in gallery.subheader)
@@ -132,3 +157,36 @@ def test_the_shipped_run_shows_its_map_without_images(app):
     # The photo run ships its map only (its features are large): the page shows it all the same.
     app.sidebar.selectbox(key="run_choice").set_value("celeba/attrnet/wild_val (shipped)").run()
     assert not app.exception and sum(_points(t) for t in _traces(app)) == 5763
+
+
+def test_hover_faces_are_written_for_every_image_and_served_beside_the_chart(app, workspace):
+    folder = workspace / "runs" / "mine" / "test"
+    embed_run(folder, cache_dir=workspace / ".cache")
+    app.sidebar.selectbox(key="run_choice").set_value("mine/test").run()
+    args = json.loads(_chart(app).proto.json_args)
+    predictions = load_predictions(folder)
+    # Every point carries its run row, which names its face's file.
+    rows = np.concatenate([_decoded(t["customdata"]) for t in args["figure"]["data"]])
+    assert sorted(rows.tolist()) == list(range(len(predictions)))
+
+    from dashboard.hover_scatter import component_folder
+
+    component = component_folder(Workspace(workspace).cache_dir)  # the dashboard's cache rule
+    assert (component / "index.html").is_file() and (component / "plotly.min.js").stat().st_size > 1_000_000
+    thumbs = component / args["thumbs"]
+    deadline = time.time() + 60  # written in a background thread
+    while len(list(thumbs.glob("*.jpg"))) < len(predictions) and time.time() < deadline:
+        time.sleep(0.2)
+    assert sorted(int(p.stem) for p in thumbs.glob("*.jpg")) == list(range(len(predictions)))
+    with Image.open(thumbs / "0.jpg") as face:
+        assert max(face.size) <= 128 and face.mode == "RGB"
+    # A rerun sends the same figure key: the browser keeps the drawn chart (zoom, selection).
+    again = json.loads(_chart(app.run()).proto.json_args)
+    assert again["figure_key"] == args["figure_key"] and again["thumbs"] == args["thumbs"]
+
+
+def _decoded(values) -> np.ndarray:
+    """A Plotly array: a list, or a typed array (dtype and base64 bytes)."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+    return np.asarray(values)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -122,6 +123,22 @@ class Predictions:
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def image_paths(self, workspace_root: Path | None = None, data_root: str | Path | None = None) -> list[str | None]:
+        """``image_path`` of every row at once (the folders are looked up once, not per image): for pages
+        that need all of a run's images, such as the Map's hover faces."""
+        root = default_workspace_root(workspace_root)
+        try:
+            image_dir = find_layout(data_root).image_dir if data_root else None
+        except CelebANotFoundError:
+            image_dir = None
+        found: list[str | None] = []
+        for recorded, name in zip(self.paths, self.files):
+            path = os.path.join(root, str(recorded))  # an absolute recorded path stays as it is
+            if not os.path.isfile(path):
+                path = os.path.join(image_dir, str(name)) if image_dir is not None else ""
+            found.append(path if path and os.path.isfile(path) else None)
+        return found
 
     def image_path(self, row: int, workspace_root: Path | None = None, data_root: str | Path | None = None) -> Path | None:
         """Where to read image ``row`` now: the path recorded at evaluation (a relative one under the

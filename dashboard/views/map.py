@@ -1,7 +1,8 @@
 """Map: the run's images laid out by what the model sees (penultimate features, UMAP), FiftyOne-style.
 
 Points are coloured by a label, the model's decision, its error type, its probability, a group or
-the person; clicking one shows its face, a box or lasso opens the images as a gallery. The map and
+the person; hovering shows a point's face when the images are on this machine (``hover_scatter``),
+clicking one shows its face and predictions, a box or lasso opens the images as a gallery. The map and
 the colour values come from ``celeba_model.analysis.embedding_map``.
 """
 
@@ -177,8 +178,27 @@ st.caption(f"{len(drawn):,} images placed by the features of the model's penulti
            f"after PCA to {params.get('pca_dims')} dimensions, seed {params.get('seed')}): images the model sees alike "
            "sit together. Thresholds are the Thresholds page's."
            + (" Colours cycle through a palette for the many people." if len(colors.categories) > LEGEND_MAX else ""))
-event = st.plotly_chart(figure, key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"),
-                        config={"scrollZoom": True, "displaylogo": False})
+chart_config = {"scrollZoom": True, "displaylogo": False}
+faces = ui.hover_faces(folder, predictions)
+if faces is not None:
+    # The images are here: the chart that shows each point's face on hover (hover_scatter.py).
+    from hover_scatter import hover_scatter
+
+    component, thumbs = faces
+    figure.update_layout(dragmode="lasso")
+    selection = hover_scatter(figure, component, thumbs, key="map_hover_chart", config=chart_config).get("selection", {})
+
+    @st.fragment(run_every=2)
+    def _thumbnail_progress() -> None:
+        if not thumbs.finished:
+            st.caption(f"Preparing the faces shown on hover: {thumbs.done:,} of {thumbs.total:,} images "
+                       "(in the background; a point shows its face as soon as it is ready).")
+
+    _thumbnail_progress()
+else:
+    event = st.plotly_chart(figure, key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"),
+                            config=chart_config)
+    selection = event.selection if event else {}
 
 
 def _selected_rows(selection) -> np.ndarray:
@@ -195,10 +215,12 @@ def _selected_rows(selection) -> np.ndarray:
     return np.array(sorted(set(rows)), dtype=np.int64)
 
 
-rows = _selected_rows(event.selection if event else {})
+rows = _selected_rows(selection)
 if not len(rows):
-    st.caption("Click a point to see its face; draw a box or a lasso (the chart's toolbar, top right) to open "
-               "those images as a gallery. Hovering shows a point's file, person, label and prediction.")
+    st.caption("Click a point to see its face and predictions; draw a box or a lasso (the chart's toolbar, top right) "
+               "to open those images as a gallery. Hovering shows a point's file, person, label and prediction"
+               + (", and its face." if faces is not None else "; its face too when the run's images are on this "
+                  "machine (set the CelebA folder in the sidebar)."))
     st.stop()
 
 
