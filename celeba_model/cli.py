@@ -655,6 +655,31 @@ def _run_evaluate_photos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ensemble(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ensemble",
+        help="combine checkpoints into one ensemble checkpoint (the mean of their probabilities)",
+        description="Write one checkpoint that holds several trained models of the same input (size, color, crop) "
+        "and attributes, and predicts the mean of their probabilities. It evaluates, predicts and serves uploads "
+        "like any checkpoint. Thresholds start at 0.5 (tune them with `tune --save-to-checkpoint`); flip averaging "
+        "is kept when every member asks for it.",
+    )
+    p.add_argument("members", nargs="+", metavar="CHECKPOINT", help="two or more .safetensors checkpoints")
+    p.add_argument("--out", required=True, metavar="FILE", help="the ensemble checkpoint to write")
+    p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists (refused otherwise)")
+    p.set_defaults(func=_run_ensemble)
+
+
+def _run_ensemble(args: argparse.Namespace) -> int:
+    from .models.ensemble import build_ensemble
+
+    if Path(args.out).exists() and not args.overwrite:
+        raise ConfigError(f"{args.out} exists; pass --overwrite to replace it (nothing was written)")
+    path = build_ensemble(args.members, args.out)
+    print(f"Wrote {path}: an ensemble of {len(args.members)} checkpoints")
+    return 0
+
+
 def _add_import_predictions(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import-predictions",
@@ -793,6 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_label_issues(sub)
     _add_predict(sub)
     _add_evaluate_photos(sub)
+    _add_ensemble(sub)
     _add_import_predictions(sub)
     _add_export_predictions(sub)
     _add_embed(sub)

@@ -71,7 +71,18 @@ def _head(run: Predictions) -> torch.nn.Linear:
 
 
 def test_every_registered_architecture_has_its_head_known():
-    assert set(available_models()) == set(HEADS)
+    # An ensemble is built from trained members (models.ensemble), not from a default config: below.
+    assert set(available_models()) - {"ensemble"} == set(HEADS)
+
+
+def test_an_ensembles_features_are_its_last_members():
+    torch.manual_seed(0)
+    members = [{"arch": "cnn4", "config": {}}, {"arch": "no_conv3", "config": {}}]
+    model = create_model(model_spec("ensemble", 3, 10, 32, {"members": members})).eval()
+    assert head_layer(model) == "members.1." + HEADS["no_conv3"][0]
+    with torch.no_grad():
+        features, _ = features_and_logits(model, torch.randn(4, 3, 32, 32))
+    assert features.shape == (4, HEADS["no_conv3"][1])
 
 
 @pytest.mark.parametrize("arch", sorted(HEADS))

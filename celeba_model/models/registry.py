@@ -48,7 +48,7 @@ def register(name: str, builder: Builder, default: object, description: str) -> 
 
 def _load_architectures() -> None:
     """Import the shipped architecture modules, which register themselves (once; later calls are free)."""
-    from . import convnets, paper_cnn  # noqa: F401
+    from . import convnets, ensemble, paper_cnn  # noqa: F401
 
 
 def available_models() -> dict[str, str]:

@@ -128,6 +128,7 @@ def evaluate_photos(
     batch_size: int = 256,
     progress: bool = True,
     photo_set: PhotoSet | None = None,
+    flip_tta: bool | None = None,
 ) -> list[Predictions]:
     """Evaluate checkpoints on photos through the photo path; save one artifact per checkpoint.
 
@@ -136,6 +137,8 @@ def evaluate_photos(
     ``evaluate`` does (``overwrite`` replaces an artifact of other weights). ``photo_set``: the
     photos already framed by ``frame_photo_set`` (with every checkpoint's preprocessing), to
     evaluate several groups of checkpoints on one detection pass; ``photos`` is then not read.
+    ``flip_tta``: average each photo with its mirror image (True) or not (False) whatever the
+    checkpoints ask for (None: as each asks), to compare checkpoints on equal terms.
     """
     if not checkpoints:
         raise ConfigError("No checkpoint given")
@@ -149,6 +152,8 @@ def evaluate_photos(
     if len(set(folders)) != len(folders):
         raise ConfigError(f"Several checkpoints would write to the same folder: {', '.join(map(str, folders))}")
     predictors = [Predictor(c) for c in checkpoints]
+    for predictor in predictors if flip_tta is not None else []:
+        predictor.flip_tta = flip_tta
     for predictor, folder in zip(predictors, folders):
         check_replaceable(folder, predictor.checkpoint.weights_sha256, overwrite)
     layout = find_layout(labels_root)  # a missing or malformed labels folder fails before the photos are read

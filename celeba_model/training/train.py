@@ -27,6 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data.transforms import AUGMENT_PRESETS, PreprocessConfig
 from ..errors import CelebAModelError, ConfigError
+from ..models.features import head_layer
 from ..models.registry import ModelSpec, count_parameters, create_model, model_spec
 from ..utils import run_lock
 from ..utils.devices import resolve_device
@@ -290,7 +291,7 @@ def _predicted_only(model: nn.Module, meta: dict, config: TrainConfig) -> tuple[
     first outputs), and its metadata: on those outputs it computes exactly what ``model`` does."""
     kept = len(config.attributes)
     copy = deepcopy(model)
-    head = [m for m in copy.modules() if isinstance(m, nn.Linear)][-1]
+    head = dict(copy.named_modules())[head_layer(copy)]
     if head.out_features != len(config.trained_attributes):
         raise TrainingError(f"{config.arch}'s last linear layer has {head.out_features} outputs, not one per "
                             f"trained attribute ({len(config.trained_attributes)}); aux_attributes needs it")

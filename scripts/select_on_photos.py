@@ -1,0 +1,196 @@
+"""Choose and report models on real photos: CelebA test photos of 326 people (celeba_wild_val), through
+the photo path (face detector, framing, model), as uploads and `predict` meet them.
+
+    python scripts/select_on_photos.py --photos ../shared/celeba_wild_val/faces --labels-root ../shared/celeba
+    python scripts/select_on_photos.py --table          # the model card's table from the last run
+    python scripts/select_on_photos.py --ship NAME       # make candidate NAME the default (see ship())
+
+Candidates: the shipped `attrnet`, the finished issue-17 experiments of scripts/run_experiments.py
+(runs/experiments/NAME/best.safetensors: the epoch their aligned val split chose) and ensembles of
+them (one checkpoint each, `python -m celeba_model ensemble`). Every candidate is evaluated with flip
+averaging into runs/photo-selection/NAME/wild_val (the photos are detected and framed once for all).
+For each: macro-F1 at 0.5 with a 95% interval over people, mean accuracy, the lowest recall, the F1
+of each attribute; and max-F1 thresholds tuned on these photos, scored in-sample and, honestly, by
+tuning on half of the people and scoring the other half (50 random halvings, both ways round).
+The photos are CelebA's test partition: nothing here trains on them. Figures go to
+runs/photo-selection/summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from celeba_model.evaluation.predictions import load_predictions
+from celeba_model.metrics.bootstrap import bootstrap_ci
+from celeba_model.metrics.counts import attribute_metrics, summarize
+from celeba_model.metrics.sweep import heldout_tuning_gain, tune_thresholds
+from celeba_model.models.checkpoint import update_checkpoint_meta
+from celeba_model.models.ensemble import build_ensemble
+from celeba_model.utils.logs import configure_logging
+from celeba_model.workspace import REPO_ROOT
+
+OUT = REPO_ROOT / "runs" / "photo-selection"
+EXPERIMENTS = REPO_ROOT / "runs" / "experiments"
+SHIPPED = REPO_ROOT / "checkpoints" / "celeba"
+SPLIT = "wild_val"
+
+# name -> (what it is, checkpoint file or the names of ensemble members)
+SINGLE = {
+    "attrnet": ("shipped: ours (5 blocks, avg+max pooling), RGB, sqrt weights, augmentation, 20 epochs",
+                SHIPPED / "attrnet.safetensors"),
+    "attrnet_mt40": ("+ multi-task supervision on all 40 attributes", EXPERIMENTS / "attrnet_mt40" / "best.safetensors"),
+    "attrnet_photo": ("+ the photo path's framing noise in augmentation",
+                      EXPERIMENTS / "attrnet_photo" / "best.safetensors"),
+    "attrnet_mt40_photo_ema": ("+ multi-task 40 + framing noise + EMA, 24 epochs",
+                               EXPERIMENTS / "attrnet_mt40_photo_ema" / "best.safetensors"),
+}
+ENSEMBLES = {
+    "ensemble_new3": ("ensemble of the three new runs", ["attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema"]),
+    "ensemble_all4": ("ensemble of attrnet and the three new runs",
+                      ["attrnet", "attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema"]),
+}
+
+
+def candidates() -> dict[str, tuple[str, Path]]:
+    """Every candidate whose checkpoint exists (ensembles are built here when all their members exist)."""
+    found = {name: (what, path) for name, (what, path) in SINGLE.items() if path.is_file()}
+    for name, (what, members) in ENSEMBLES.items():
+        if all(m in found for m in members):
+            path = OUT / f"{name}.safetensors"
+            if not path.is_file():
+                build_ensemble([found[m][1] for m in members], path)
+            found[name] = (what, path)
+    return found
+
+
+def evaluate(found: dict[str, tuple[str, Path]], photos: str, labels_root: str) -> None:
+    """Evaluate the candidates not evaluated yet (one detection pass for all of them)."""
+    from celeba_model.models.checkpoint import load_checkpoint
+    from celeba_model.photo.evaluate import evaluate_photos, frame_photo_set
+
+    todo = {n: p for n, (_, p) in found.items() if not (OUT / n / SPLIT / "predictions.npz").is_file()}
+    if not todo:
+        return
+    specs = list({load_checkpoint(p).preprocess for p in todo.values()})
+    started = time.perf_counter()
+    photo_set = frame_photo_set([photos], specs)
+    print(f"{len(photo_set):,} photos detected and framed in {time.perf_counter() - started:.0f} s", flush=True)
+    for name, path in todo.items():
+        evaluate_photos([path], [], labels_root, OUT / name / SPLIT, name=SPLIT, photo_set=photo_set,
+                        flip_tta=True, progress=False, overwrite=True)
+
+
+def figures(name: str, what: str, path: Path) -> dict:
+    run = load_predictions(OUT / name / SPLIT)
+    labels, scores, people = run.labels, run.probabilities, run.identity
+    at_05 = attribute_metrics(labels, scores, 0.5)
+    ci = bootstrap_ci(labels, scores, 0.5, groups=people, n_boot=1000)
+    tuned = tune_thresholds(labels, scores).thresholds
+    at_tuned = attribute_metrics(labels, scores, tuned)
+    check = heldout_tuning_gain(labels, scores, people)
+    record = {
+        "name": name, "what": what, "checkpoint": str(path.relative_to(REPO_ROOT)), "images": len(run),
+        "people": int(len(np.unique(people))), "train_minutes": train_minutes(name),
+        "at_0.5": {**{k: float(v) for k, v in summarize(at_05).items()},
+                   "macro_f1_ci": [float(v) for v in ci["macro_f1"]]},
+        "per_attribute_0.5": {a: {k: float(at_05[k][i]) for k in ("precision", "recall", "f1", "accuracy")}
+                              for i, a in enumerate(run.attributes)},
+        "tuned_in_sample": {k: float(v) for k, v in summarize(at_tuned).items()},
+        "tuned_thresholds": {a: float(t) for a, t in zip(run.attributes, tuned)},
+        "per_attribute_tuned": {a: {k: float(at_tuned[k][i]) for k in ("precision", "recall", "f1", "accuracy")}
+                                for i, a in enumerate(run.attributes)},
+        "heldout_tuning": check,
+        "seconds_per_photo_model": run.meta["timing"]["seconds"] / len(run),
+    }
+    return record
+
+
+def train_minutes(name: str) -> float | None:
+    """Training time of a candidate (an ensemble: the sum of its members')."""
+    if name in ENSEMBLES:
+        parts = [train_minutes(m) for m in ENSEMBLES[name][1]]
+        return None if None in parts else float(sum(parts))
+    if name == "attrnet":
+        summary = json.loads((SHIPPED / "experiments.json").read_text())
+        return next(m["train_seconds"] / 60 for m in summary["models"] if m["name"] == "attrnet")
+    metrics = EXPERIMENTS / name / "metrics.jsonl"
+    if not metrics.is_file():
+        return None
+    return sum(json.loads(line)["train_seconds"] for line in metrics.read_text().splitlines()) / 60
+
+
+def print_table(records: list[dict]) -> None:
+    attributes = list(records[0]["per_attribute_0.5"])
+    print("| model | what it is | train time | macro-F1 at 0.5 [95% CI] | mean accuracy | lowest recall | "
+          "tuned on these photos: macro-F1 (in-sample) | held-out tuning gain | mean accuracy, tuned |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in records:
+        a, t, h = r["at_0.5"], r["tuned_in_sample"], r["heldout_tuning"]
+        recalls = {k: v["recall"] for k, v in r["per_attribute_0.5"].items()}
+        low = min(recalls, key=recalls.get)
+        minutes = f"{r['train_minutes']:.1f} min" if r["train_minutes"] is not None else "?"
+        print(f"| {r['name']} | {r['what']} | {minutes} | {a['macro_f1']:.3f} [{a['macro_f1_ci'][0]:.3f}-"
+              f"{a['macro_f1_ci'][1]:.3f}] | {100 * a['macro_accuracy']:.1f}% | {low} {recalls[low]:.2f} | "
+              f"{t['macro_f1']:.3f} | {h['mean_gain']:+.3f} ± {h['std_gain']:.3f} | {100 * t['macro_accuracy']:.1f}% |")
+    print()
+    print("| attribute | " + " | ".join(r["name"] for r in records) + " |")
+    print("|---|" + "---|" * len(records))
+    for attribute in attributes:
+        print(f"| {attribute} | " + " | ".join(f"{r['per_attribute_0.5'][attribute]['f1']:.2f}" for r in records) + " |")
+
+
+def ship(name: str, records: list[dict]) -> None:
+    """Make candidate NAME the default: checkpoints/celeba/default.safetensors with flip averaging and, when
+    tuning helps on held-out people, the max-F1 thresholds tuned on all the photos (else 0.5); its
+    predictions artifact as checkpoints/celeba/runs/default/wild_val."""
+    from celeba_model.catalogue import ship_artifact
+
+    record = next((r for r in records if r["name"] == name), None)
+    if record is None:
+        raise SystemExit(f"{name} has not been evaluated (see {OUT / 'summary.json'})")
+    shipped = SHIPPED / "default.safetensors"
+    shutil.copyfile(REPO_ROOT / record["checkpoint"], shipped)
+    gain = record["heldout_tuning"]["mean_gain"]
+    thresholds = record["tuned_thresholds"] if gain > 0 else {a: 0.5 for a in record["tuned_thresholds"]}
+    info = ({"objective": "f1", "target": None, "source": f"runs/photo-selection/{name}/{SPLIT}", "split": SPLIT,
+             "heldout_gain": gain} if gain > 0 else
+            {"objective": "default", "target": None, "source": None, "split": None,
+             "why": f"tuning on half of the people lost macro-F1 on the other half (mean {gain:+.4f})"})
+    update_checkpoint_meta(shipped, {"thresholds": thresholds, "thresholds_info": info,
+                                     "inference": {"flip_tta": True}, "selected_on": SPLIT})
+    ship_artifact(load_predictions(OUT / name / SPLIT), str(shipped.relative_to(REPO_ROOT)),
+                  SHIPPED / "runs" / "default" / SPLIT)
+    print(f"Shipped {name} as {shipped} ({'tuned' if gain > 0 else '0.5'} thresholds)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", help="the folder of photos (../shared/celeba_wild_val/faces)")
+    parser.add_argument("--labels-root", help="the CelebA folder whose list files label them (../shared/celeba)")
+    parser.add_argument("--table", action="store_true", help="print the tables of the last run and stop")
+    parser.add_argument("--ship", metavar="NAME", help="make candidate NAME the default checkpoint")
+    args = parser.parse_args()
+    configure_logging()
+    summary = OUT / "summary.json"
+    if args.table or args.ship:
+        records = json.loads(summary.read_text())["models"]
+        print_table(records) if args.table else ship(args.ship, records)
+        return
+    if not (args.photos and args.labels_root):
+        parser.error("--photos and --labels-root are needed to evaluate")
+    OUT.mkdir(parents=True, exist_ok=True)
+    found = candidates()
+    evaluate(found, args.photos, args.labels_root)
+    records = [figures(name, what, path) for name, (what, path) in found.items()]
+    summary.write_text(json.dumps({"split": SPLIT, "photos": args.photos, "models": records}, indent=2) + "\n")
+    print_table(records)
+
+
+if __name__ == "__main__":
+    main()
