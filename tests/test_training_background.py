@@ -123,7 +123,8 @@ def test_the_background_command_makes_the_same_config(tmp_path):
                          attributes=["Blond_Hair", "Smiling"], epochs=7, lr=0.0025, image_size=48, color="rgb",
                          pos_weight="sqrt", augment=True, ema=0.99, max_train_images=300,
                          model_config={"width": 24}, group_by=["Male"], group_dro=True, select="worst-group",
-                         cache_dir="/tmp/cache", progress=False, keep_epochs=True)
+                         cache_dir="/tmp/cache", progress=False, keep_epochs=True, aux_attributes=["Bald", "Mustache"],
+                         augment_preset="photo")
     args = build_parser().parse_args(["train", *train_arguments(config)])
     given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "log_level", "resume", "no_progress")}
     assert args.no_progress

@@ -93,7 +93,7 @@ def train_arguments(config: TrainConfig) -> list[str]:
         flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
             args.append(flag)  # every boolean defaults to False
-        elif f.name == "attributes":
+        elif f.name in ("attributes", "aux_attributes"):
             args += [flag, *value]
         elif f.name == "group_by":
             args += [flag, ",".join(value)]
@@ -108,7 +108,7 @@ def _check_start(config: TrainConfig, out: Path, resume: bool) -> None:
     """What training would refuse, checked before a process is started (TrainConfig checked itself)."""
     spec = PreprocessConfig(image_size=config.image_size, color=config.color)
     try:
-        create_model(model_spec(config.arch, spec.channels, len(config.attributes), spec.image_size,
+        create_model(model_spec(config.arch, spec.channels, len(config.trained_attributes), spec.image_size,
                                 config.model_config))
     except (TypeError, ValueError, RuntimeError) as err:
         if isinstance(err, CelebAModelError):
