@@ -27,6 +27,9 @@ from .models.summary import DEMO_MANIFEST, EXPERIMENTS_FILE, PAPER_FAMILY_FILE, 
 from .workspace import ARTIFACT_FILE, REPO_ROOT, RUNS_FOLDER, Workspace, find_runs
 
 DEMO_CHECKPOINTS = Path("checkpoints") / "demo"
+# checkpoints/celeba/default.json: the real-data checkpoint chosen on real photos (scripts/select_on_photos.py
+# --ship), which photos are predicted with, and the split the dashboard opens on.
+DEFAULT_CHOICE = "default.json"
 # The demo checkpoints were trained on this dataset; regenerating it gives the same held-out people.
 DEMO_DATASET = {"num_images": 10000, "seed": 0}
 DEMO_SPLITS = ("val", "test")
@@ -129,10 +132,25 @@ class Catalogue:
                 scores[Path(record.checkpoint).stem] = record.best_val_macro_f1
         return {name: f1 for name, f1 in scores.items() if (folder / f"{name}.safetensors").is_file()}
 
+    def default_choice(self) -> dict | None:
+        """``checkpoints/celeba/default.json`` when it names a shipped checkpoint: ``checkpoint`` (a file
+        name there), ``split`` (its run the dashboard opens on) and why it was chosen; else None."""
+        path = self.workspace.real_checkpoints / DEFAULT_CHOICE
+        try:
+            choice = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(choice, dict) or not isinstance(choice.get("checkpoint"), str):
+            return None
+        return choice if (self.workspace.real_checkpoints / Path(choice["checkpoint"]).name).is_file() else None
+
     def default_model(self) -> Path | None:
-        """The checkpoint photos are predicted with (the Upload page, ``predict``): the real-data
-        checkpoint with the best validation macro-F1 (never chosen on test), else the demo RGB model,
-        else the first checkpoint found."""
+        """The checkpoint photos are predicted with (the Upload page, ``predict``): the one chosen on real
+        photos (``default_choice``), else the real-data checkpoint with the best validation macro-F1
+        (never chosen on test), else the demo RGB model, else the first checkpoint found."""
+        choice = self.default_choice()
+        if choice is not None:
+            return self.workspace.real_checkpoints / Path(choice["checkpoint"]).name
         scores = self.real_data_validation_scores()
         if scores:
             return self.workspace.real_checkpoints / f"{max(scores, key=scores.get)}.safetensors"
@@ -156,8 +174,9 @@ class Catalogue:
 
     def default_run(self, data_root: str | Path | None = None) -> Path | None:
         """The run the dashboard opens on: with a CelebA folder (``--data-root``), its newest test run
-        (``runs_on``) when it has runs; else the test run of the default real-data model if shipped, else
-        the real-data paper model's, else the demo's."""
+        (``runs_on``) when it has runs; else the default real-data model's run on the split it was chosen
+        on (``default_choice``: real photos), else its test run, else the real-data paper model's, else
+        the demo's."""
         if data_root:
             runs = self.runs_on(data_root)
             if runs:
@@ -167,6 +186,9 @@ class Catalogue:
         default = self.default_model()
         if default is not None and default.is_relative_to(self.workspace.real_checkpoints):
             candidates.insert(0, real_runs / default.stem / "test")
+            choice = self.default_choice()
+            if choice is not None and choice.get("split"):
+                candidates.insert(0, real_runs / default.stem / str(choice["split"]))  # the photos it was chosen on
         for candidate in candidates:
             if (candidate / ARTIFACT_FILE).is_file():
                 return candidate

@@ -79,6 +79,9 @@ EXPERIMENTS: dict[str, tuple[str, dict]] = {
     "attrnet_mt40_photo_ema": ("ours + multi-task 40 + framing-noise augmentation + EMA 0.998, 24 epochs",
                                {"arch": "attrnet", "epochs": 24, **STRONG, "aux_attributes": ["all"],
                                 "augment_preset": "photo", "ema": 0.998, "keep_epochs": True}),
+    "attrnet_wide_mt40_ema": ("ours 1.5x wider (48 to 576 channels) + multi-task 40 + EMA 0.998, 24 epochs",
+                              {"arch": "attrnet", "epochs": 24, **STRONG, "aux_attributes": ["all"], "ema": 0.998,
+                               "model_config": {"widths": [48, 96, 192, 384, 576]}, "keep_epochs": True}),
 }
 # The paper's ablation with several seeds (its setup: grayscale, no balancing, no augmentation).
 for _arch in ("paper", "no_conv3", "no_conv3_no_fc1"):

@@ -49,17 +49,32 @@ SINGLE = {
                       EXPERIMENTS / "attrnet_photo" / "best.safetensors"),
     "attrnet_mt40_photo_ema": ("+ multi-task 40 + framing noise + EMA, 24 epochs",
                                EXPERIMENTS / "attrnet_mt40_photo_ema" / "best.safetensors"),
+    "attrnet_wide_mt40_ema": ("1.5x wider + multi-task 40 + EMA, 24 epochs",
+                              EXPERIMENTS / "attrnet_wide_mt40_ema" / "best.safetensors"),
 }
 ENSEMBLES = {
+    "ensemble_attrnet_mt40": ("ensemble of attrnet and attrnet_mt40", ["attrnet", "attrnet_mt40"]),
     "ensemble_new3": ("ensemble of the three new runs", ["attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema"]),
     "ensemble_all4": ("ensemble of attrnet and the three new runs",
                       ["attrnet", "attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema"]),
 }
 
 
+def finished(path: Path) -> bool:
+    """A shipped checkpoint, or an experiment that scripts/run_experiments.py has finished (trained and
+    evaluated: it is in runs/experiments/summary.json), not one still training."""
+    if not path.is_file():
+        return False
+    if not path.is_relative_to(EXPERIMENTS):
+        return True
+    summary = EXPERIMENTS / "summary.json"
+    done = {m["name"] for m in json.loads(summary.read_text())["models"]} if summary.is_file() else set()
+    return path.parent.name in done
+
+
 def candidates() -> dict[str, tuple[str, Path]]:
-    """Every candidate whose checkpoint exists (ensembles are built here when all their members exist)."""
-    found = {name: (what, path) for name, (what, path) in SINGLE.items() if path.is_file()}
+    """Every candidate whose checkpoint is finished (ensembles are built here when all their members are)."""
+    found = {name: (what, path) for name, (what, path) in SINGLE.items() if finished(path)}
     for name, (what, members) in ENSEMBLES.items():
         if all(m in found for m in members):
             path = OUT / f"{name}.safetensors"

@@ -55,6 +55,18 @@ def test_default_model_is_the_best_on_validation_across_both_shipped_families(tm
     assert catalogue.default_model() == folder / "attrnet.safetensors"
     assert catalogue.default_run() == folder / "runs" / "attrnet" / "test"
 
+    # A model chosen on real photos (default.json) comes first, and the dashboard opens on those photos.
+    _ship(tmp_path, "photo_pick")
+    (folder / "runs" / "photo_pick" / "wild_val").mkdir()
+    (folder / "runs" / "photo_pick" / "wild_val" / ARTIFACT_FILE).write_bytes(b"")
+    (folder / "default.json").write_text(json.dumps({"checkpoint": "photo_pick.safetensors", "split": "wild_val"}))
+    assert catalogue.default_model() == folder / "photo_pick.safetensors"
+    assert catalogue.default_run() == folder / "runs" / "photo_pick" / "wild_val"
+    for broken in ('{"checkpoint": "gone.safetensors"}', "not json", '["photo_pick.safetensors"]'):
+        (folder / "default.json").write_text(broken)  # a choice that cannot be used: validation decides
+        assert catalogue.default_model() == folder / "attrnet.safetensors"
+    (folder / "default.json").unlink()
+
     # Without the experiments summary the paper family decides.
     (folder / EXPERIMENTS_FILE).unlink()
     assert catalogue.default_model() == folder / "paper_rgb.safetensors"
@@ -168,8 +180,9 @@ def test_a_recorded_train_command_parses_back_to_its_options():
     from celeba_model.models.summary import train_command
 
     options = {"attributes": ["Blond_Hair", "Male"], "group_by": ["Male"], "arch": "paper", "augment": True,
-               "weight_decay": 0.1, "epochs": 12}
+               "weight_decay": 0.1, "epochs": 12, "model_config": {"widths": [48, 96]}, "aux_attributes": ["all"]}
     words = shlex.split(train_command(["/data/celeba"], options, "runs/x"))
     args = build_parser().parse_args(words[3:])
+    assert args.model_config == {"widths": [48, 96]} and args.aux_attributes == ["all"]
     assert (args.attributes, args.group_by, args.arch, args.augment) == (["Blond_Hair", "Male"], ["Male"], "paper", True)
     assert (args.weight_decay, args.epochs, args.out, args.data_roots) == (0.1, 12, "runs/x", ["/data/celeba"])

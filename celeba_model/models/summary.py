@@ -126,6 +126,8 @@ def train_command(data_roots: Sequence[str], options: dict[str, object], out: st
         flag = "--" + key.replace("_", "-")
         if value is True:
             flags.append(flag)
+        elif isinstance(value, dict):  # --model-config takes JSON
+            flags.append(f"{flag} {shlex.quote(json.dumps(value, separators=(',', ':')))}")
         elif isinstance(value, (list, tuple)):
             # --group-by takes ATTR[,ATTR]; the other list options (--attributes) take several words.
             words = [",".join(map(str, value))] if key == "group_by" else [shlex.quote(str(v)) for v in value]
