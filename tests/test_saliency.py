@@ -58,6 +58,17 @@ def test_every_architecture_can_be_explained(arch):
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_an_ensembles_map_is_the_mean_of_its_members_maps():
+    torch.manual_seed(0)
+    members = [{"arch": "cnn4", "config": {}}, {"arch": "paper", "config": {}}]
+    ensemble = create_model(model_spec("ensemble", 3, 10, 64, {"members": members})).eval()
+    x = torch.randn(1, 3, 64, 64)
+    cam = grad_cam(ensemble, x, attribute=2)
+    expected = np.mean([grad_cam(m, x, attribute=2) for m in ensemble.members], axis=0)
+    assert np.allclose(cam, expected / expected.max(), atol=1e-6) and cam.max() == pytest.approx(1.0)
+    assert all(p.grad is None for p in ensemble.parameters())
+
+
 def test_overlay_keeps_the_face_visible():
     from PIL import Image
 

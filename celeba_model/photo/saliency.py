@@ -27,7 +27,14 @@ def last_feature_layer(model: nn.Module) -> nn.Module:
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, attribute: int, layer: nn.Module | None = None) -> np.ndarray:
-    """Grad-CAM map (H, W) in [0, 1] at the input's resolution for one image ``x`` (1, C, H, W)."""
+    """Grad-CAM map (H, W) in [0, 1] at the input's resolution for one image ``x`` (1, C, H, W).
+
+    An ensemble (``models.ensemble``) has no single feature block: its map is the mean of its members'."""
+    members = getattr(model, "members", None)
+    if layer is None and isinstance(members, nn.ModuleList):
+        cam = np.mean([grad_cam(member, x, attribute) for member in members], axis=0)
+        top = float(cam.max())
+        return (cam / top).astype(np.float32) if top > 0 else cam.astype(np.float32)
     layer = layer or last_feature_layer(model)
     captured: dict[str, torch.Tensor] = {}
 
