@@ -185,8 +185,9 @@ if faces is not None:
     from hover_scatter import hover_scatter
 
     component, thumbs = faces
-    figure.update_layout(dragmode="lasso")
-    selection = hover_scatter(figure, component, thumbs, key="map_hover_chart", config=chart_config).get("selection", {})
+    # One key per run: a selection made on another run's points never carries over.
+    selection = hover_scatter(figure, component, thumbs, key=f"map_hover_chart::{folder}",
+                              config=chart_config).get("selection", {})
 
     @st.fragment(run_every=2)
     def _thumbnail_progress() -> None:
@@ -210,7 +211,7 @@ def _selected_rows(selection) -> np.ndarray:
             data = data[0] if data else None
         if data is None and point.get("curve_number") is not None:
             data = traces[int(point["curve_number"])][int(point["point_index"])]
-        if data is not None:
+        if data is not None and 0 <= int(data) < len(predictions):
             rows.append(int(data))
     return np.array(sorted(set(rows)), dtype=np.int64)
 
