@@ -558,8 +558,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help=f"photo files, folders (their {', '.join(PHOTO_EXTENSIONS)} files, sorted) or glob patterns")
     p.add_argument("--checkpoint", default=None, metavar="FILE",
-                   help="a .safetensors checkpoint (default: the Upload page's, the workspace's real-CelebA checkpoint "
-                   "with the best validation macro-F1)")
+                   help="a .safetensors checkpoint (default: the Upload page's: the real-CelebA checkpoint chosen on "
+                   "real photos, checkpoints/celeba/default.json, else the one with the best validation macro-F1)")
     p.add_argument("--thresholds", default=None,
                    help="decision thresholds: a number for all attributes, 'checkpoint' for the tuned ones stored for "
                    "the checkpoint, or a thresholds JSON file written by `tune` (default: 'checkpoint' when it has "

@@ -60,6 +60,8 @@ ENSEMBLES = {
     "ensemble_new3": ("ensemble of the three new runs", ["attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema"]),
     "ensemble_all4": ("ensemble of attrnet and the three new runs",
                       ["attrnet", "attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema"]),
+    "ensemble_all5": ("ensemble of attrnet, the three new runs and the wider one",
+                      ["attrnet", "attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema", "attrnet_wide_mt40_ema"]),
 }
 
 
@@ -197,6 +199,10 @@ def ship(name: str, records: list[dict], data_roots: list[str]) -> None:
              "why": f"tuning on half of the people lost macro-F1 on the other half (mean {gain:+.4f})"})
     update_checkpoint_meta(shipped, {"thresholds": thresholds, "thresholds_info": info,
                                      "inference": {"flip_tta": True}, "selected_on": SPLIT})
+    at = record["per_attribute_tuned"] if gain > 0 else record["per_attribute_0.5"]
+    print("At the shipped thresholds (in-sample): " + ", ".join(
+        f"{a} {t:.2f}: P {m['precision']:.2f} R {m['recall']:.2f} F1 {m['f1']:.2f}"
+        for (a, m), t in zip(at.items(), thresholds.values())))
     relative = str(shipped.relative_to(REPO_ROOT))
     photos = OUT / name / SPLIT
     ship_artifact(load_predictions(photos), relative, SHIPPED / "runs" / name / SPLIT)
@@ -205,6 +211,7 @@ def ship(name: str, records: list[dict], data_roots: list[str]) -> None:
     map_for(load_predictions(photos))
     shutil.copyfile(photos / "map.npz", SHIPPED / "runs" / name / SPLIT / "map.npz")
     (photos / EMBEDDINGS_FILE).unlink()
+    ship_paper_family(photos_folder=record["photos"], labels_root=record["labels_root"])
     index = load_index(data_roots)
     for split in ("val", "test"):
         folder = OUT / name / split
@@ -216,6 +223,23 @@ def ship(name: str, records: list[dict], data_roots: list[str]) -> None:
               "macro_f1_at_0.5": record["at_0.5"]["macro_f1"], "thresholds": "tuned" if gain > 0 else "0.5"}
     (SHIPPED / DEFAULT_CHOICE).write_text(json.dumps(choice, indent=2) + "\n")
     print(f"Shipped {name} as {shipped} ({'tuned' if gain > 0 else '0.5'} thresholds) and made it the default")
+
+
+PAPER_FAMILY = ("paper", "no_conv3", "no_conv3_no_fc1", "paper_rgb")
+
+
+def ship_paper_family(photos_folder: str, labels_root: str) -> None:
+    """The paper's model and its ablations on the same photos, each as its checkpoint predicts (its own
+    flip setting and thresholds), beside their shipped runs: the dashboard's Ablations page compares them
+    with the default on real photos."""
+    from celeba_model.catalogue import ship_artifact
+    from celeba_model.photo.evaluate import evaluate_photos
+
+    checkpoints = [SHIPPED / f"{name}.safetensors" for name in PAPER_FAMILY]
+    for run in evaluate_photos(checkpoints, [photos_folder], labels_root, OUT / "paper-family", name=SPLIT,
+                               overwrite=True, progress=False):
+        name = run.folder.name
+        ship_artifact(run, f"checkpoints/celeba/{name}.safetensors", SHIPPED / "runs" / name / SPLIT)
 
 
 def main() -> None:
@@ -243,7 +267,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     found = candidates()
     evaluate(found, args.photos, args.labels_root)
-    records = [figures(name, what, path) for name, (what, path) in found.items()]
+    records = [figures(name, what, path) | {"photos": args.photos, "labels_root": args.labels_root}
+               for name, (what, path) in found.items()]
     summary.write_text(json.dumps({"split": SPLIT, "photos": args.photos, "models": records}, indent=2) + "\n")
     print_table(records)
 

@@ -165,11 +165,17 @@ def test_a_summary_reads_back_as_written_and_other_formats_are_refused(tmp_path)
         read_summary(path)
 
 
-def test_the_shipped_summaries_choose_attrnet_on_validation():
+def test_the_shipped_default_is_chosen_on_real_photos_and_opens_on_them():
     catalogue = Catalogue(Workspace(REPO_ROOT))
     scores = catalogue.real_data_validation_scores()
     assert set(scores) == {"paper", "no_conv3", "no_conv3_no_fc1", "paper_rgb", "attrnet"}
-    assert catalogue.default_model() == REPO_ROOT / "checkpoints" / "celeba" / "attrnet.safetensors"
+    choice = catalogue.default_choice()
+    assert choice is not None and choice["split"] == "wild_val"
+    default = catalogue.default_model()
+    assert default == REPO_ROOT / "checkpoints" / "celeba" / choice["checkpoint"]
+    assert catalogue.default_run() == default.parent / "runs" / default.stem / "wild_val"
+    for split in ("val", "test", "wild_val"):  # its predictions ship on both aligned splits and the photos
+        assert (default.parent / "runs" / default.stem / split / ARTIFACT_FILE).is_file()
     assert [r.name for r in catalogue.demo_manifest().shipped()] == ["paper", "no_conv3", "no_conv3_no_fc1", "paper_rgb"]
 
 

@@ -149,11 +149,12 @@ def test_ablations_compare_the_demo_runs(app):
 
 
 def test_shipped_real_runs_open_by_default_and_need_the_dataset_for_images(app, workspace_root):
-    # The real-data model with the best validation score, the one uploads use as well.
-    default = Catalogue(Workspace(workspace_root)).default_model()
-    assert default.parent.name == "celeba"
-    assert f"celeba/{default.stem}/test (shipped)" == app.sidebar.selectbox(key="run_choice").value
-    assert f"{default.stem}/test" in app.markdown[0].value and "660 test images of 22 people" in app.markdown[0].value
+    # The real-data model chosen on real photos, the one uploads use as well, on those photos.
+    catalogue = Catalogue(Workspace(workspace_root))
+    default, run = catalogue.default_model(), catalogue.default_run()
+    assert default.parent.name == "celeba" and run.parent.name == default.stem
+    assert f"celeba/{default.stem}/{run.name} (shipped)" == app.sidebar.selectbox(key="run_choice").value
+    assert f"{default.stem}/{run.name}" in app.markdown[0].value and "of 326 people" in app.markdown[0].value
     at = _open(app, "misclassified")
     assert not at.exception
     assert not at.get("image")
@@ -240,6 +241,7 @@ def _frame(at: AppTest, *columns: str):
 
 
 def test_slices_show_blond_men_by_default_with_cells_bias_map_and_group_thresholds(app):
+    app.sidebar.selectbox(key="run_choice").set_value("celeba/attrnet/test (shipped)").run()
     at = _open(app, "slices")
     assert not at.exception
     assert at.title[0].value == "Slices"
@@ -297,8 +299,9 @@ def test_slices_of_a_run_without_all_40_labels_offer_its_own_attributes(app, wor
 
 
 def test_slices_show_the_blond_men_failure_on_real_photos(app):
-    # The default run (attrnet's test split) has one blond man: the page points to the same model's run on
-    # celeba_wild_val through the photo path (all 40 labels and people), and one click opens it.
+    # attrnet's test split has one blond man: the page points to the same model's run on celeba_wild_val
+    # through the photo path (all 40 labels and people), and one click opens it.
+    app.sidebar.selectbox(key="run_choice").set_value("celeba/attrnet/test (shipped)").run()
     at = _open(app, "slices")
     assert any("celeba/attrnet/wild_val (shipped)" in i.value for i in at.info)
     next(b for b in at.button if b.label == "Open celeba/attrnet/wild_val (shipped)").click().run()
@@ -315,12 +318,13 @@ def test_slices_show_the_blond_men_failure_on_real_photos(app):
 def test_labels_page_records_decisions_that_survive_a_restart_and_correct_every_page(app, workspace_root):
     from celeba_model.data.corrections import read_corrections
 
+    app.sidebar.selectbox(key="run_choice").set_value("celeba/attrnet/test (shipped)").run()
     at = _open(app, "labels")
     assert not at.exception
     assert at.title[0].value == "Labels"
     at.selectbox(key="labels_attribute").set_value("Gray_Hair").run()
     cards = [m.value for m in at.markdown if "· person" in m.value]
-    assert cards, "cleanlab flags Gray_Hair labels of the default run"
+    assert cards, "cleanlab flags Gray_Hair labels of attrnet's test run"
     first = cards[0].split("`")[1]  # most suspicious first
     at.text_input(key="labels_note").set_value("dark hair").run()
     at.button(key=f"wrong::Gray_Hair::{first}").click().run()
@@ -331,7 +335,9 @@ def test_labels_page_records_decisions_that_survive_a_restart_and_correct_every_
     assert first not in " ".join(m.value for m in at.markdown if "· person" in m.value)  # decided ones are hidden
 
     # A new session (a restart) sees the decision, and every page can use it.
-    again = _open(AppTest.from_file(str(APP), default_timeout=TIMEOUT).run(), "labels")
+    again = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    again.sidebar.selectbox(key="run_choice").set_value("celeba/attrnet/test (shipped)").run()
+    again = _open(again, "labels")
     again.selectbox(key="labels_attribute").set_value("Gray_Hair").run()
     again.checkbox(key="labels_hide_decided").uncheck().run()
     assert any(first in m.value and "you: label wrong** (dark hair)" in m.value for m in again.markdown)

@@ -147,7 +147,7 @@ def test_colour_choices_and_a_selection_opening_the_gallery(app, workspace):
 
 
 def test_the_shipped_run_shows_its_map_without_images(app):
-    assert app.sidebar.selectbox(key="run_choice").value == "celeba/attrnet/test (shipped)"
+    app.sidebar.selectbox(key="run_choice").set_value("celeba/attrnet/test (shipped)").run()
     # No image here: Streamlit's own chart (points, tooltips and selections), not the hover-face one.
     assert not app.exception and app.get("plotly_chart") and not app.get("component_instance")
     assert sum(_points(t) for t in _traces(app)) == 660

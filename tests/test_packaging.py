@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from celeba_model.catalogue import Catalogue
+from celeba_model.workspace import Workspace
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL_IN_WHEEL = "celeba_model/photo/assets/face_detector/face_detection_short_range.tflite"
 
@@ -57,7 +60,7 @@ def test_predict_works_from_outside_the_checkout(installed, tmp_path, demo_root)
     where = _run_outside(installed, elsewhere, "-c", "import celeba_model; print(celeba_model.__file__)")
     assert where.stdout.strip().startswith(str(installed / "site")), where.stderr
 
-    checkpoint = REPO / "checkpoints" / "celeba" / "attrnet.safetensors"
+    checkpoint = Catalogue(Workspace(REPO)).default_model()  # the shipped default (chosen on real photos)
     result = _run_outside(installed, elsewhere, "-m", "celeba_model", "predict", "face.jpg", "--checkpoint",
                           str(checkpoint), "--json")
     assert result.returncode == 0, result.stderr

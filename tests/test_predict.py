@@ -37,12 +37,15 @@ from celeba_model.photo import (
     predict_photo,
     predict_photos,
 )
+from celeba_model.catalogue import Catalogue
 from celeba_model.photo.batch import write_results
+from celeba_model.workspace import Workspace
 
 from .conftest import shared_root
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = REPO / "checkpoints" / "celeba" / "attrnet.safetensors"  # the Upload page's default; flip averaging on
+REAL = REPO / "checkpoints" / "celeba" / "attrnet.safetensors"  # a shipped real-data model; flip averaging on
+DEFAULT = Catalogue(Workspace(REPO)).default_model()  # the Upload page's (chosen on real photos)
 DEMO_RGB = REPO / "checkpoints" / "demo" / "paper_rgb.safetensors"
 ATTRIBUTES = Predictor(DEMO_RGB).attributes
 # What mediapipe's native code prints to fd 2 when a detector starts, runs and closes.
@@ -221,7 +224,7 @@ def test_default_checkpoint_is_the_upload_pages_and_none_is_a_clear_error(capsys
     err = capsys.readouterr().err
     assert err.startswith("error: no checkpoint found") and "--checkpoint" in err and "--workspace" in err
     code, out, err = _predict(capsys, "-v", "--json", "--workspace", REPO, faces[0])
-    assert code == 0 and f"checkpoint {REAL}" in err  # -v says which; stdout stays pure JSON
+    assert code == 0 and f"checkpoint {DEFAULT}" in err  # -v says which; stdout stays pure JSON
     json.loads(out)
 
 

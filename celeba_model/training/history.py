@@ -142,7 +142,18 @@ class HistorySource:
 
 def history_sources(workspace: Workspace) -> list[HistorySource]:
     """The workspace's training runs (folders under runs/ with a config.json), then the shipped checkpoints
-    (checkpoints/<family>/*.safetensors: the real-data models, then the demo's)."""
+    that were trained (checkpoints/<family>/*.safetensors with a history: the real-data models, then the
+    demo's; an ensemble was assembled, not trained, and its members' runs hold their curves)."""
     runs = [HistorySource(workspace.run_label(f), f, False) for f in find_run_folders(workspace.runs_dir)]
     shipped = sorted(workspace.checkpoints_dir.glob("*/*.safetensors"), key=lambda p: (p.parent.name != "celeba", p))
-    return runs + [HistorySource(f"{p.parent.name}/{p.stem} (shipped)", p, True) for p in shipped]
+    return runs + [HistorySource(f"{p.parent.name}/{p.stem} (shipped)", p, True) for p in shipped if _trained(p)]
+
+
+def _trained(path: Path) -> bool:
+    """Whether a checkpoint's header records a training history (a damaged file is listed: loading it
+    then says what is wrong)."""
+    try:
+        meta = read_checkpoint_meta(path).meta
+    except CelebAModelError:
+        return True
+    return isinstance((meta.get("training") or {}).get("history"), list)
