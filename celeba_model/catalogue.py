@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .data.index import load_index
-from .errors import ConfigError
+from .errors import CelebAModelError, ConfigError
 from .evaluation.predictions import META_FILE, Predictions, load_predictions, recorded_weights, save_predictions
-from .models.header import recorded_weights_digest
+from .models.header import read_checkpoint_meta, recorded_weights_digest
 from .models.summary import DEMO_MANIFEST, EXPERIMENTS_FILE, PAPER_FAMILY_FILE, ModelSummary, read_summary
 from .workspace import ARTIFACT_FILE, REPO_ROOT, RUNS_FOLDER, Workspace, find_runs
 
@@ -159,6 +159,19 @@ class Catalogue:
             return demo
         checkpoints = self.workspace.list_checkpoints()
         return checkpoints[0] if checkpoints else None
+
+    def trained_default(self) -> Path | None:
+        """The default model, or for an ensemble (assembled, not trained) its first member shipped beside it:
+        the checkpoint whose training history stands for the default (the Training page)."""
+        default = self.default_model()
+        if default is None:
+            return None
+        try:
+            members = read_checkpoint_meta(default).meta.get("ensemble") or []
+        except CelebAModelError:
+            return default
+        shipped = [default.parent / Path(str(m.get("checkpoint", ""))).name for m in members if isinstance(m, dict)]
+        return next((p for p in shipped if p.is_file() and p != default), default if not members else None)
 
     def runs_on(self, data_root: str | Path) -> list[Path]:
         """The runs of a CelebA folder, test runs first, then the newest: the workspace's runs evaluated on

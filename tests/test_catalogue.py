@@ -10,6 +10,7 @@ import pytest
 
 from celeba_model.catalogue import Catalogue
 from celeba_model.errors import ConfigError
+from celeba_model.models.header import read_checkpoint_meta
 from celeba_model.models.summary import (
     AT_05,
     EXPERIMENTS_FILE,
@@ -176,6 +177,9 @@ def test_the_shipped_default_is_chosen_on_real_photos_and_opens_on_them():
     assert catalogue.default_run() == default.parent / "runs" / default.stem / "wild_val"
     for split in ("val", "test", "wild_val"):  # its predictions ship on both aligned splits and the photos
         assert (default.parent / "runs" / default.stem / split / ARTIFACT_FILE).is_file()
+    # An ensemble has no training of its own: its shipped member's history stands for it (Training page).
+    trained = catalogue.trained_default()
+    assert trained != default and trained.name in {m["checkpoint"] for m in read_checkpoint_meta(default).meta["ensemble"]}
     assert [r.name for r in catalogue.demo_manifest().shipped()] == ["paper", "no_conv3", "no_conv3_no_fc1", "paper_rgb"]
 
 

@@ -169,7 +169,7 @@ def _figure(histories: dict[str, pd.DataFrame], attribute: str | None) -> go.Fig
 def _default_sources(sources: dict[str, HistorySource], statuses: list[TrainingStatus]) -> list[str]:
     """The running and latest runs of this workspace, with the shipped default model to compare against."""
     mine = [workspace.run_label(s.out) for s in statuses if workspace.run_label(s.out) in sources][:3]
-    default = ui.catalogue().default_model()
+    default = ui.catalogue().trained_default()  # an ensemble's curves are its members'
     shipped = [label for label, s in sources.items() if s.shipped and default is not None and s.path == default]
     return mine + shipped[:1]
 
