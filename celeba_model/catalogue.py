@@ -272,6 +272,15 @@ def ship_artifact(predictions: Predictions, checkpoint: str, folder: Path) -> No
     # Image paths beside the repository (../shared/...) are stored relative to it, so that the shipped
     # artifact finds them in any checkout that has the same neighbour, not only on this machine.
     predictions.paths = np.array([_beside_repo(p) for p in predictions.paths])
+    # The folders recorded in its metadata too (where the photos and labels were read).
+    meta = predictions.meta
+    if "data_roots" in meta:
+        meta["data_roots"] = [_beside_repo(str(r)) for r in meta["data_roots"]]
+    photos = meta.get("photos")
+    if isinstance(photos, dict):
+        photos["source"] = [_beside_repo(str(s)) for s in photos.get("source", [])]
+        if photos.get("labels_root"):
+            photos["labels_root"] = _beside_repo(str(photos["labels_root"]))
     save_predictions(folder, predictions)
 
 

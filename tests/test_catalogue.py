@@ -132,11 +132,15 @@ def test_shipped_artifacts_name_images_beside_the_repository_relative_to_it(tmp_
     predictions = Predictions(
         probabilities=np.full((2, 1), 0.7, dtype=np.float32), labels=np.ones((2, 1), dtype=np.uint8),
         files=np.array(["000001.jpg", "000002.jpg"]), paths=np.array([str(beside), str(elsewhere)]),
-        identity=np.array([1, 2]), meta={"attributes": ["Smiling"], "checkpoint": {"path": "x"}, "split": "test"},
+        identity=np.array([1, 2]), meta={"attributes": ["Smiling"], "checkpoint": {"path": "x"}, "split": "test",
+                                         "data_roots": [str(beside.parents[1])],
+                                         "photos": {"source": [str(beside.parent)], "labels_root": str(beside.parents[1])}},
     )
     ship_artifact(predictions, "checkpoints/celeba/m.safetensors", tmp_path / "run")
     shipped = load_predictions(tmp_path / "run")
     assert list(shipped.paths) == ["../shared/celeba/img_align_celeba/000001.jpg", str(elsewhere)]
+    assert shipped.meta["data_roots"] == ["../shared/celeba"] and shipped.meta["photos"]["labels_root"] == "../shared/celeba"
+    assert shipped.meta["photos"]["source"] == ["../shared/celeba/img_align_celeba"]  # no machine's own folders
     assert shipped.meta["checkpoint"]["path"] == "checkpoints/celeba/m.safetensors"
 
 
