@@ -2,7 +2,7 @@
 the photo path (face detector, framing, model), as uploads and `predict` meet them.
 
     python scripts/select_on_photos.py --photos ../shared/celeba_wild_val/faces --labels-root ../shared/celeba
-    python scripts/select_on_photos.py --table          # the model card's table from the last run
+    python scripts/select_on_photos.py --table          # the model card's tables (the last run's, else the shipped ones)
     python scripts/select_on_photos.py --ship NAME --data-root ../shared/celeba   # make NAME the default
 
 Candidates: the shipped `attrnet`, the finished issue-17 experiments of scripts/run_experiments.py
@@ -40,6 +40,7 @@ OUT = REPO_ROOT / "runs" / "photo-selection"
 EXPERIMENTS = REPO_ROOT / "runs" / "experiments"
 SHIPPED = REPO_ROOT / "checkpoints" / "celeba"
 SPLIT = "wild_val"
+PHOTO_SUMMARY = "photo_selection.json"
 
 # name -> (what it is, checkpoint file or the names of ensemble members)
 SINGLE = {
@@ -54,6 +55,8 @@ SINGLE = {
                                EXPERIMENTS / "attrnet_mt40_photo_ema" / "best.safetensors"),
     "attrnet_wide_mt40_ema": ("1.5x wider + multi-task 40 + EMA, 24 epochs",
                               EXPERIMENTS / "attrnet_wide_mt40_ema" / "best.safetensors"),
+    "attrnet_half": ("attrnet on half the train images (7,000): what data buys",
+                     EXPERIMENTS / "attrnet_half" / "best.safetensors"),
 }
 ENSEMBLES = {
     "ensemble_attrnet_mt40": ("ensemble of attrnet and attrnet_mt40", ["attrnet", "attrnet_mt40"]),
@@ -222,6 +225,7 @@ def ship(name: str, records: list[dict], data_roots: list[str]) -> None:
                      "(celeba_wild_val) through the photo path",
               "macro_f1_at_0.5": record["at_0.5"]["macro_f1"], "thresholds": "tuned" if gain > 0 else "0.5"}
     (SHIPPED / DEFAULT_CHOICE).write_text(json.dumps(choice, indent=2) + "\n")
+    shutil.copyfile(OUT / "summary.json", SHIPPED / PHOTO_SUMMARY)  # every candidate's figures, for the model card
     print(f"Shipped {name} as {shipped} ({'tuned' if gain > 0 else '0.5'} thresholds) and made it the default")
 
 
@@ -254,6 +258,8 @@ def main() -> None:
     configure_logging()
     summary = OUT / "summary.json"
     if args.table or args.ship:
+        if not summary.is_file() and args.table:
+            summary = SHIPPED / PHOTO_SUMMARY  # the shipped figures, on a clone without runs/
         records = json.loads(summary.read_text())["models"]
         if args.table:
             print_table(records)
