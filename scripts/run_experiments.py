@@ -82,6 +82,8 @@ EXPERIMENTS: dict[str, tuple[str, dict]] = {
     "attrnet_wide_mt40_ema": ("ours 1.5x wider (48 to 576 channels) + multi-task 40 + EMA 0.998, 24 epochs",
                               {"arch": "attrnet", "epochs": 24, **STRONG, "aux_attributes": ["all"], "ema": 0.998,
                                "model_config": {"widths": [48, 96, 192, 384, 576]}, "keep_epochs": True}),
+    "attrnet_96": ("ours at 96x96 input (a net of 5 stages needs a multiple of 32)",
+                   {"arch": "attrnet", "epochs": 20, **STRONG, "image_size": 96}),
     "attrnet_half": ("ours on half the train images (7,000 of 14,283): how much more data would give",
                      {"arch": "attrnet", "epochs": 20, **STRONG, "max_train_images": 7000}),
 }

@@ -55,6 +55,7 @@ SINGLE = {
                                EXPERIMENTS / "attrnet_mt40_photo_ema" / "best.safetensors"),
     "attrnet_wide_mt40_ema": ("1.5x wider + multi-task 40 + EMA, 24 epochs",
                               EXPERIMENTS / "attrnet_wide_mt40_ema" / "best.safetensors"),
+    "attrnet_96": ("attrnet at 96x96 input", EXPERIMENTS / "attrnet_96" / "best.safetensors"),
     "attrnet_half": ("attrnet on half the train images (7,000): what data buys",
                      EXPERIMENTS / "attrnet_half" / "best.safetensors"),
 }
