@@ -192,16 +192,20 @@ def test_map_page_draws_the_shipped_map_and_a_box_opens_a_gallery(page):
     chart = page.locator(".js-plotly-plot").first
     chart.locator("canvas").first.wait_for(state="attached")  # Scattergl draws with WebGL
     page.wait_for_timeout(1000)
-    box = chart.bounding_box()
-    # A lasso (the map's drag mode) through top left, top right and bottom right: a triangle of points.
+    _lasso(page, chart.bounding_box())
+    page.get_by_text("selected images").first.wait_for()
+    _shot(page, "10-map")
+
+
+def _lasso(page, box: dict) -> None:
+    """Draw a lasso (the map's drag mode) over a chart's box through its top left, top right and bottom
+    right: a triangle of points."""
     corners = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75)]
     page.mouse.move(box["x"] + box["width"] * corners[0][0], box["y"] + box["height"] * corners[0][1])
     page.mouse.down()
     for fx, fy in corners[1:]:
         page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
     page.mouse.up()
-    page.get_by_text("selected images").first.wait_for()
-    _shot(page, "10-map")
 
 
 def test_map_page_shows_the_face_of_the_point_under_the_pointer(page, dashboard_workspace):
@@ -234,12 +238,7 @@ def test_map_page_shows_the_face_of_the_point_under_the_pointer(page, dashboard_
     face.wait_for(state="hidden")
 
     # A lasso in this chart opens the gallery too, with the images.
-    corners = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75)]
-    page.mouse.move(box["x"] + box["width"] * corners[0][0], box["y"] + box["height"] * corners[0][1])
-    page.mouse.down()
-    for fx, fy in corners[1:]:
-        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
-    page.mouse.up()
+    _lasso(page, box)
     page.get_by_text("selected images").first.wait_for()
     page.get_by_test_id("stImage").first.wait_for()
 
