@@ -62,9 +62,11 @@ def _go(page, title: str) -> None:
 
 
 def _choose_run(page, label: str) -> None:
-    """Pick a run in the sidebar's selector by typing its label."""
-    run = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run")
-    run.click()
+    """Pick a run in the sidebar's selector by typing its label, once the page has finished running: a
+    choice made while the script still draws the previous run can be lost when the selector is redrawn."""
+    page.wait_for_timeout(300)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden")  # Streamlit's "Running..." indicator
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Run").click()
     page.keyboard.type(label)
     page.keyboard.press("Enter")
 

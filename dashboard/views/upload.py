@@ -20,7 +20,8 @@ if not names:
 default = ui.catalogue().default_model()
 preferred = next((i for i, path in enumerate(names.values()) if path == default), 0)
 choice = st.selectbox("Model", list(names), index=preferred, key="upload_checkpoint",
-                      help="Default: the real-CelebA checkpoint with the best validation macro-F1")
+                      help="Default: the real-CelebA checkpoint chosen on real photos (checkpoints/celeba/default.json), "
+                      "else the one with the best validation macro-F1")
 try:
     predictor = ui.predictor_for(names[choice])
 except CelebAModelError as err:
