@@ -149,6 +149,21 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="keep an exponential moving average of the weights (e.g. 0.998 per step); validation and "
                    "best.safetensors use it (default: off)")
+    p.add_argument("--label-smoothing", type=float, metavar="E",
+                   help="train on targets y * (1 - E) + E / 2 instead of 0 and 1 (e.g. 0.1) (default: 0, off)")
+    p.add_argument("--random-erase", type=float, metavar="P",
+                   help="replace one random rectangle (2-33%% of the image) of each training image by noise, with "
+                   "probability P (e.g. 0.25) (default: 0, off)")
+    p.add_argument("--mix", choices=["none", "mixup", "cutmix"],
+                   help="mix each training image with another of its batch: mixup blends them, cutmix pastes a "
+                   f"rectangle; the labels mix by the same shares (default: {d.mix})")
+    p.add_argument("--mix-alpha", type=float, metavar="A",
+                   help=f"with --mix: the mixing weight is drawn from Beta(A, A) (default: {d.mix_alpha})")
+    p.add_argument("--teacher", metavar="CHECKPOINT",
+                   help="distillation: a checkpoint (one model or an ensemble) that reads the same input; its "
+                   "flip-averaged probabilities on the train images are blended into the targets (default: none)")
+    p.add_argument("--distill-weight", type=float, metavar="W",
+                   help=f"with --teacher: targets are (1 - W) * label + W * teacher (default: {d.distill_weight})")
     p.add_argument("--max-train-images", type=int,
                    help="use a seeded subset of at most this many training images (the paper used 60000; default: all)")
     p.add_argument("--patience", type=int,

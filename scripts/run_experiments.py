@@ -86,6 +86,21 @@ EXPERIMENTS: dict[str, tuple[str, dict]] = {
                    {"arch": "attrnet", "epochs": 20, **STRONG, "image_size": 96}),
     "attrnet_half": ("ours on half the train images (7,000 of 14,283): how much more data would give",
                      {"arch": "attrnet", "epochs": 20, **STRONG, "max_train_images": 7000}),
+    # Issue 17, round 2: the regularizers, distillation and seeds, each one change on attrnet's recipe.
+    "attrnet_s1": ("attrnet with seed 1: the spread between seeds of the same recipe",
+                   {"arch": "attrnet", "epochs": 20, **STRONG, "seed": 1}),
+    "attrnet_ls": ("ours + label smoothing 0.1", {"arch": "attrnet", "epochs": 20, **STRONG, "label_smoothing": 0.1}),
+    "attrnet_erase": ("ours + random erasing (one noise rectangle, 2-33% of the image, in half of the images)",
+                      {"arch": "attrnet", "epochs": 20, **STRONG, "random_erase": 0.5}),
+    "attrnet_mixup": ("ours + mixup (Beta(0.2, 0.2), labels mixed alike)",
+                      {"arch": "attrnet", "epochs": 20, **STRONG, "mix": "mixup", "mix_alpha": 0.2}),
+    "attrnet_cutmix": ("ours + cutmix (Beta(1, 1), labels mixed by area)",
+                       {"arch": "attrnet", "epochs": 20, **STRONG, "mix": "cutmix", "mix_alpha": 1.0}),
+    "attrnet_balanced": ("ours with neg/pos positive weights (full balancing per attribute) instead of sqrt",
+                         {"arch": "attrnet", "epochs": 20, **STRONG, "pos_weight": "balanced"}),
+    "attrnet_distill": ("ours distilled from the shipped four-model ensemble (targets half label, half teacher)",
+                        {"arch": "attrnet", "epochs": 20, **STRONG, "teacher": "checkpoints/celeba/ensemble_all4.safetensors",
+                         "distill_weight": 0.5}),
 }
 # The paper's ablation with several seeds (its setup: grayscale, no balancing, no augmentation).
 for _arch in ("paper", "no_conv3", "no_conv3_no_fc1"):
@@ -235,6 +250,7 @@ def main() -> None:
     index = load_index(args.data_roots)
     for name in args.names or list(EXPERIMENTS):
         record = run_experiment(name, args.data_roots, index)
+        summary = read_summary(summary_path, missing_ok=True)  # again: another process may have added runs
         summary.put(record)
         write_summary(summary_path, summary)
         best = record.test[TUNED_FLIP].summary

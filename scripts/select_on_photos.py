@@ -58,6 +58,15 @@ SINGLE = {
     "attrnet_96": ("attrnet at 96x96 input", EXPERIMENTS / "attrnet_96" / "best.safetensors"),
     "attrnet_half": ("attrnet on half the train images (7,000): what data buys",
                      EXPERIMENTS / "attrnet_half" / "best.safetensors"),
+    "attrnet_s1": ("attrnet again, seed 1: the spread between seeds", EXPERIMENTS / "attrnet_s1" / "best.safetensors"),
+    "attrnet_ls": ("+ label smoothing 0.1", EXPERIMENTS / "attrnet_ls" / "best.safetensors"),
+    "attrnet_erase": ("+ random erasing (half of the images)", EXPERIMENTS / "attrnet_erase" / "best.safetensors"),
+    "attrnet_mixup": ("+ mixup (Beta(0.2, 0.2))", EXPERIMENTS / "attrnet_mixup" / "best.safetensors"),
+    "attrnet_cutmix": ("+ cutmix (Beta(1, 1))", EXPERIMENTS / "attrnet_cutmix" / "best.safetensors"),
+    "attrnet_balanced": ("neg/pos positive weights (full balancing) instead of sqrt",
+                         EXPERIMENTS / "attrnet_balanced" / "best.safetensors"),
+    "attrnet_distill": ("distilled from the shipped four-model ensemble (half label, half teacher)",
+                        EXPERIMENTS / "attrnet_distill" / "best.safetensors"),
 }
 ENSEMBLES = {
     "ensemble_attrnet_mt40": ("ensemble of attrnet and attrnet_mt40", ["attrnet", "attrnet_mt40"]),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..attributes import CELEBA_ATTRIBUTES, PAPER_ATTRIBUTES, resolve_attributes
 from ..errors import CelebAModelError, ConfigError
+from .regularization import MIX_MODES
 
 POS_WEIGHT_MODES = ("none", "sqrt", "balanced")
 DATA_ON_DEVICE_MODES = ("auto", "yes", "no")
@@ -20,6 +21,7 @@ LOCKED_ON_RESUME = (
     "pos_weight", "augment", "max_train_images", "model_config", "split_seed", "ema",
     "group_by", "group_target", "group_balance", "group_dro", "dro_step", "jtt", "jtt_epochs", "jtt_upweight",
     "select", "keep_epochs", "aux_attributes", "augment_preset",
+    "label_smoothing", "random_erase", "mix", "mix_alpha", "teacher", "distill_weight",
 )
 
 
@@ -52,6 +54,17 @@ class TrainConfig:
     # more outputs), not predicted. Checkpoints for evaluation (best, epoch-NNN) keep only the outputs of
     # ``attributes``; last.safetensors keeps all of them, to resume. "all": the other CelebA attributes.
     aux_attributes: list[str] = field(default_factory=list)
+    # Batch regularizers (regularization.py): label smoothing, random erasing (probability per image),
+    # mixup or cutmix with a Beta(mix_alpha, mix_alpha) weight.
+    label_smoothing: float = 0.0
+    random_erase: float = 0.0
+    mix: str = "none"
+    mix_alpha: float = 0.2
+    # Distillation (distill.py): a checkpoint (one model or an ensemble) whose flip-averaged probabilities
+    # on the train images are blended into the targets, distill_weight of them against the labels.
+    # Stored as an absolute path so --resume finds it.
+    teacher: str | None = None
+    distill_weight: float = 0.5
     # Decay of an exponential moving average of the weights, updated every step; validation and the
     # saved best checkpoint use the average. None trains without one.
     ema: float | None = None
@@ -109,6 +122,7 @@ class TrainConfig:
         if self.workers < 0:
             raise ConfigError(f"workers must be 0 or more, got {self.workers}")
         self._check_groups()
+        self._check_regularization()
         if self.label_corrections:
             self.label_corrections = str(Path(self.label_corrections).expanduser().resolve())
 
@@ -121,6 +135,23 @@ class TrainConfig:
         both = [a for a in self.aux_attributes if a in self.attributes]
         if both:
             raise ConfigError(f"aux_attributes cannot repeat predicted attributes: {', '.join(both)}")
+
+    def _check_regularization(self) -> None:
+        if not (math.isfinite(self.label_smoothing) and 0 <= self.label_smoothing < 1):
+            raise ConfigError(f"label_smoothing must be at least 0 and under 1 (for example 0.1), got {self.label_smoothing}")
+        if not (math.isfinite(self.random_erase) and 0 <= self.random_erase <= 1):
+            raise ConfigError(f"random_erase is a probability between 0 and 1, got {self.random_erase}")
+        if self.mix not in MIX_MODES:
+            raise ConfigError(f"mix must be one of {MIX_MODES}, got {self.mix!r}")
+        if not (math.isfinite(self.mix_alpha) and self.mix_alpha > 0):
+            raise ConfigError(f"mix_alpha must be a positive number (for example 0.2), got {self.mix_alpha}")
+        if not (math.isfinite(self.distill_weight) and 0 < self.distill_weight <= 1):
+            raise ConfigError(f"distill_weight must be over 0 and at most 1, got {self.distill_weight}")
+        if self.teacher:
+            teacher = Path(self.teacher).expanduser().resolve()
+            if not teacher.is_file():
+                raise ConfigError(f"teacher checkpoint {teacher} does not exist")
+            self.teacher = str(teacher)
 
     @property
     def trained_attributes(self) -> list[str]:
@@ -173,6 +204,8 @@ class TrainConfig:
             "group_target": (str, type(None)), "group_balance": bool, "group_dro": bool, "dro_step": (int, float),
             "jtt": bool, "jtt_epochs": int, "jtt_upweight": (int, float), "select": str, "keep_epochs": bool,
             "label_corrections": (str, type(None)), "aux_attributes": (list, tuple), "augment_preset": str,
+            "label_smoothing": (int, float), "random_erase": (int, float), "mix": str, "mix_alpha": (int, float),
+            "teacher": (str, type(None)), "distill_weight": (int, float),
         }
         for name, types in expected.items():
             value = getattr(self, name)

@@ -20,6 +20,7 @@ from ..metrics.counts import f1_scores
 from ..utils.devices import autocast
 from ..utils.distributed import DistInfo, mean_over_ranks, predict_shard
 from .batches import RunData
+from .regularization import BatchRegularization
 
 
 def compute_pos_weight(labels: np.ndarray, mode: str) -> np.ndarray | None:
@@ -69,12 +70,13 @@ def train_one_epoch(
     ema: AveragedModel | None = None,
     info: DistInfo = DistInfo(),
     *,
+    regularization: BatchRegularization = BatchRegularization(),
     num_batches: int | None = None,
     desc: str = "",
     progress: bool = True,
 ) -> EpochStats:
     """Train ``network`` (the model, or its DistributedDataParallel wrapper) on each batch of ``loader``
-    once: augment with ``generator``, step the optimizer and the per-step scheduler, update ``ema``.
+    once: augment (and regularize) with ``generator``, step the optimizer and the per-step scheduler, update ``ema``.
     Batches that carry their images' cells (for Group DRO) pass them to the criterion."""
     model = network.module if isinstance(network, DistributedDataParallel) else network
     network.train()
@@ -84,6 +86,8 @@ def train_one_epoch(
     for images, targets, *cells in bar:
         targets = targets.to(device, non_blocking=True)
         x = to_training_input(images.to(device, non_blocking=True), spec, augment, generator)
+        if regularization.active:
+            x, targets = regularization.apply(x, targets, generator)
         group = cells[0].to(device, non_blocking=True) if cells else None
         loss = optimize_step(network, criterion, optimizer, x, targets, device, group)
         scheduler.step()

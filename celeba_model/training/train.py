@@ -35,8 +35,10 @@ from ..utils.distributed import DistInfo, barrier, init_distributed
 from . import jtt
 from .batches import CachedBatches, ResidentBatches, RunData, batch_loader, keep_data_on_device, prepare_data
 from .config import TrainConfig, TrainingError
+from .distill import blend_targets, teacher_probabilities
 from .dro import GroupDRO
 from .groups import RunCells, cell_accuracy, run_cells
+from .regularization import BatchRegularization
 from .loop import ValMetrics, compute_pos_weight, train_one_epoch, validate
 from .run_folder import BEST, LAST, RunProgress, check_run_folder, load_last, save_epoch, write_config, write_metrics
 from .sampling import EpochSampler
@@ -187,6 +189,14 @@ def _fit(
     if cells is not None:
         logger.info(f"Train images per cell: {cells.train_counts}")
     labels = data.labels.astype(np.float32)
+    if config.teacher:
+        # Distillation: the predicted attributes' train targets blend in the teacher's probabilities.
+        predicted = len(config.attributes)
+        teacher = teacher_probabilities(config.teacher, data.images, data.train_rows, spec, config.attributes,
+                                        device, config.eval_batch_size)
+        labels[data.train_rows, :predicted] = blend_targets(labels[data.train_rows, :predicted], teacher,
+                                                            config.distill_weight)
+    regularization = BatchRegularization(config.label_smoothing, config.random_erase, config.mix, config.mix_alpha)
     batch_cells = cells.cells if dro is not None else None  # Group DRO needs each image's cell
     source: CachedBatches | ResidentBatches = CachedBatches(data.array_path, labels, batch_cells)
     if keep_data_on_device(config.data_on_device, device, data.images.nbytes):
@@ -212,6 +222,7 @@ def _fit(
         loss = criterion if dro is None else dro
         stats = train_one_epoch(
             network, loss, optimizer, scheduler, loader, device, spec, augment, generator, ema, info,
+            regularization=regularization,
             num_batches=len(batches), desc=f"Epoch {epoch}/{config.epochs}",
             progress=config.progress and info.is_main,
         )
