@@ -86,6 +86,8 @@ EXPERIMENTS: dict[str, tuple[str, dict]] = {
                    {"arch": "attrnet", "epochs": 20, **STRONG, "image_size": 96}),
     "attrnet_half": ("ours on half the train images (7,000 of 14,283): how much more data would give",
                      {"arch": "attrnet", "epochs": 20, **STRONG, "max_train_images": 7000}),
+    "attrnet_quarter": ("ours on a quarter of the train images (3,500 of 14,283): a third point of the data curve",
+                        {"arch": "attrnet", "epochs": 20, **STRONG, "max_train_images": 3500}),
     # Issue 17, round 2: the regularizers, distillation and seeds, each one change on attrnet's recipe.
     "attrnet_s1": ("attrnet with seed 1: the spread between seeds of the same recipe",
                    {"arch": "attrnet", "epochs": 20, **STRONG, "seed": 1}),

@@ -4,10 +4,12 @@ the photo path (face detector, framing, model), as uploads and `predict` meet th
     python scripts/select_on_photos.py --photos ../shared/celeba_wild_val/faces --labels-root ../shared/celeba
     python scripts/select_on_photos.py --table          # the model card's tables (the last run's, else the shipped ones)
     python scripts/select_on_photos.py --ship NAME --data-root ../shared/celeba   # make NAME the default
+    python scripts/select_on_photos.py --publish        # ship the last run's figures, keeping the default
 
 Candidates: the shipped `attrnet`, the finished issue-17 experiments of scripts/run_experiments.py
 (runs/experiments/NAME/best.safetensors: the epoch their aligned val split chose) and ensembles of
-them (one checkpoint each, `python -m celeba_model ensemble`). Every candidate is evaluated with flip
+them (one checkpoint each, `python -m celeba_model ensemble`; members of different input sizes: their
+photo predictions averaged, measured but not shippable). Every candidate is evaluated with flip
 averaging into runs/photo-selection/NAME/wild_val (the photos are detected and framed once for all).
 For each: macro-F1 at 0.5 with a 95% interval over people, mean accuracy, the lowest recall, the F1
 of each attribute; and max-F1 thresholds tuned on these photos, scored in-sample and, honestly, by
@@ -58,6 +60,8 @@ SINGLE = {
     "attrnet_96": ("attrnet at 96x96 input", EXPERIMENTS / "attrnet_96" / "best.safetensors"),
     "attrnet_half": ("attrnet on half the train images (7,000): what data buys",
                      EXPERIMENTS / "attrnet_half" / "best.safetensors"),
+    "attrnet_quarter": ("attrnet on a quarter of the train images (3,500): the data curve's third point",
+                        EXPERIMENTS / "attrnet_quarter" / "best.safetensors"),
     "attrnet_s1": ("attrnet again, seed 1: the spread between seeds", EXPERIMENTS / "attrnet_s1" / "best.safetensors"),
     "attrnet_ls": ("+ label smoothing 0.1", EXPERIMENTS / "attrnet_ls" / "best.safetensors"),
     "attrnet_erase": ("+ random erasing (half of the images)", EXPERIMENTS / "attrnet_erase" / "best.safetensors"),
@@ -75,6 +79,17 @@ ENSEMBLES = {
                       ["attrnet", "attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema"]),
     "ensemble_all5": ("ensemble of attrnet, the three new runs and the wider one",
                       ["attrnet", "attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema", "attrnet_wide_mt40_ema"]),
+    "ensemble_all4_s1": ("ensemble_all4 and attrnet's second seed",
+                         ["attrnet", "attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema", "attrnet_s1"]),
+    "ensemble_64_11": ("ensemble of the eleven 64-pixel runs (all but full balancing)",
+                       ["attrnet", "attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema", "attrnet_wide_mt40_ema",
+                        "attrnet_s1", "attrnet_ls", "attrnet_erase", "attrnet_mixup", "attrnet_cutmix", "attrnet_distill"]),
+}
+# Averages of members' photo predictions that one ensemble checkpoint cannot hold (members of different
+# input sizes): measured, so the card can say what mixing them would buy; never shipped.
+AVERAGED = {
+    "average_all4_96": ("ensemble_all4's members and attrnet_96, probabilities averaged (mixed input sizes)",
+                        ["attrnet", "attrnet_mt40", "attrnet_photo", "attrnet_mt40_photo_ema", "attrnet_96"]),
 }
 
 
@@ -102,6 +117,26 @@ def candidates() -> dict[str, tuple[str, Path]]:
     return found
 
 
+def average(found: dict[str, tuple[str, Path | None]]) -> None:
+    """Write each AVERAGED candidate whose members are evaluated: the mean of their probabilities on
+    the photos (flip averaged each); its model time is the sum of theirs."""
+    from dataclasses import replace
+
+    from celeba_model.evaluation.predictions import save_predictions
+
+    for name, (what, members) in AVERAGED.items():
+        if not all((OUT / m / SPLIT / "predictions.npz").is_file() for m in members):
+            continue
+        runs = [load_predictions(OUT / m / SPLIT) for m in members]
+        if any(list(r.files) != list(runs[0].files) for r in runs):
+            raise SystemExit(f"{name}: its members were evaluated on different photos; evaluate them again")
+        meta = {**runs[0].meta, "checkpoint": {"averaged": members},
+                "timing": {"seconds": sum(r.meta["timing"]["seconds"] for r in runs)}}
+        save_predictions(OUT / name / SPLIT, replace(runs[0], probabilities=np.mean([r.probabilities for r in runs], axis=0),
+                                                    meta=meta, folder=None))
+        found[name] = (what, None)
+
+
 def evaluate(found: dict[str, tuple[str, Path]], photos: str, labels_root: str) -> None:
     """Evaluate the candidates not evaluated yet (one detection pass for all of them)."""
     from celeba_model.models.checkpoint import load_checkpoint
@@ -119,7 +154,7 @@ def evaluate(found: dict[str, tuple[str, Path]], photos: str, labels_root: str) 
                         flip_tta=True, progress=False, overwrite=True)
 
 
-def figures(name: str, what: str, path: Path) -> dict:
+def figures(name: str, what: str, path: Path | None) -> dict:
     run = load_predictions(OUT / name / SPLIT)
     labels, scores, people = run.labels, run.probabilities, run.identity
     at_05 = attribute_metrics(labels, scores, 0.5)
@@ -132,7 +167,7 @@ def figures(name: str, what: str, path: Path) -> dict:
     corrected = run.with_corrections(read_corrections(SHIPPED / "labels" / f"{SPLIT}.csv"))
     at_corrected = summarize(attribute_metrics(corrected.labels, scores, 0.5))
     record = {
-        "name": name, "what": what, "checkpoint": str(path.relative_to(REPO_ROOT)), "images": len(run),
+        "name": name, "what": what, "checkpoint": str(path.relative_to(REPO_ROOT)) if path else None, "images": len(run),
         "people": int(len(np.unique(people))), "train_minutes": train_minutes(name),
         "at_0.5": {**{k: float(v) for k, v in summarize(at_05).items()},
                    "macro_f1_ci": [float(v) for v in ci["macro_f1"]]},
@@ -151,8 +186,8 @@ def figures(name: str, what: str, path: Path) -> dict:
 
 def train_minutes(name: str) -> float | None:
     """Training time of a candidate (an ensemble: the sum of its members')."""
-    if name in ENSEMBLES:
-        parts = [train_minutes(m) for m in ENSEMBLES[name][1]]
+    if name in ENSEMBLES or name in AVERAGED:
+        parts = [train_minutes(m) for m in {**ENSEMBLES, **AVERAGED}[name][1]]
         return None if None in parts else float(sum(parts))
     for file in ("experiments.json", "results.json"):  # shipped models: their summaries
         shipped = [m for m in json.loads((SHIPPED / file).read_text())["models"] if m.get("checkpoint") == f"{name}.safetensors"]
@@ -202,6 +237,8 @@ def ship(name: str, records: list[dict], data_roots: list[str]) -> None:
     record = next((r for r in records if r["name"] == name), None)
     if record is None:
         raise SystemExit(f"{name} has not been evaluated (see {OUT / 'summary.json'})")
+    if record["checkpoint"] is None:
+        raise SystemExit(f"{name} averages the predictions of models no one checkpoint holds: it cannot ship")
     shipped = SHIPPED / f"{name}.safetensors"
     shutil.copyfile(REPO_ROOT / record["checkpoint"], shipped)
     gain = record["heldout_tuning"]["mean_gain"]
@@ -231,8 +268,10 @@ def ship(name: str, records: list[dict], data_roots: list[str]) -> None:
         run = evaluate_checkpoint(shipped, index, folder, EvalConfig(split=split, progress=False, overwrite=True))
         ship_artifact(run, relative, SHIPPED / "runs" / name / split)
     choice = {"checkpoint": shipped.name, "split": SPLIT, "chosen_by": "scripts/select_on_photos.py",
-              "why": f"the best macro-F1 at 0.5 on {record['images']:,} real photos of {record['people']} people "
-                     "(celeba_wild_val) through the photo path",
+              # The measured case for it, not a ranking: candidates within the interval of each other tie.
+              "why": f"macro-F1 {record['at_0.5']['macro_f1']:.3f} at 0.5 and {record['at_0.5']['macro_f1'] + gain:.3f} "
+                     f"with thresholds tuned on other people, on {record['images']:,} real photos of "
+                     f"{record['people']} people (celeba_wild_val) through the photo path",
               "macro_f1_at_0.5": record["at_0.5"]["macro_f1"], "thresholds": "tuned" if gain > 0 else "0.5"}
     (SHIPPED / DEFAULT_CHOICE).write_text(json.dumps(choice, indent=2) + "\n")
     shutil.copyfile(OUT / "summary.json", SHIPPED / PHOTO_SUMMARY)  # every candidate's figures, for the model card
@@ -262,11 +301,21 @@ def main() -> None:
     parser.add_argument("--labels-root", help="the CelebA folder whose list files label them (../shared/celeba)")
     parser.add_argument("--table", action="store_true", help="print the tables of the last run and stop")
     parser.add_argument("--ship", metavar="NAME", help="make candidate NAME the default checkpoint (needs --data-root)")
+    parser.add_argument("--publish", action="store_true",
+                        help="copy the last run's figures of every candidate to the shipped "
+                             f"checkpoints/celeba/{PHOTO_SUMMARY} without changing the default")
     parser.add_argument("--data-root", dest="data_roots", action="append", default=[],
                         help="with --ship: the CelebA folder(s) its aligned val and test artifacts are evaluated on")
     args = parser.parse_args()
     configure_logging()
     summary = OUT / "summary.json"
+    if args.publish:
+        if not summary.is_file():
+            parser.error(f"--publish: no figures to publish, {summary} is missing (evaluate first)")
+        shutil.copyfile(summary, SHIPPED / PHOTO_SUMMARY)
+        print(f"Published the figures of {len(json.loads(summary.read_text())['models'])} candidates "
+              f"to {SHIPPED / PHOTO_SUMMARY}")
+        return
     if args.table or args.ship:
         if not summary.is_file() and args.table:
             summary = SHIPPED / PHOTO_SUMMARY  # the shipped figures, on a clone without runs/
@@ -283,6 +332,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     found = candidates()
     evaluate(found, args.photos, args.labels_root)
+    average(found)
     records = [figures(name, what, path) | {"photos": args.photos, "labels_root": args.labels_root}
                for name, (what, path) in found.items()]
     summary.write_text(json.dumps({"split": SPLIT, "photos": args.photos, "models": records}, indent=2) + "\n")
