@@ -274,8 +274,16 @@ def ship(name: str, records: list[dict], data_roots: list[str]) -> None:
                      f"{record['people']} people (celeba_wild_val) through the photo path",
               "macro_f1_at_0.5": record["at_0.5"]["macro_f1"], "thresholds": "tuned" if gain > 0 else "0.5"}
     (SHIPPED / DEFAULT_CHOICE).write_text(json.dumps(choice, indent=2) + "\n")
-    shutil.copyfile(OUT / "summary.json", SHIPPED / PHOTO_SUMMARY)  # every candidate's figures, for the model card
+    publish_figures()
     print(f"Shipped {name} as {shipped} ({'tuned' if gain > 0 else '0.5'} thresholds) and made it the default")
+
+
+def publish_figures() -> int:
+    """Ship every candidate's figures of the last evaluation (for the model card, `--table` on a clone);
+    returns how many candidates they cover."""
+    text = (OUT / "summary.json").read_text()
+    (SHIPPED / PHOTO_SUMMARY).write_text(text)
+    return len(json.loads(text)["models"])
 
 
 PAPER_FAMILY = ("paper", "no_conv3", "no_conv3_no_fc1", "paper_rgb")
@@ -312,9 +320,7 @@ def main() -> None:
     if args.publish:
         if not summary.is_file():
             parser.error(f"--publish: no figures to publish, {summary} is missing (evaluate first)")
-        shutil.copyfile(summary, SHIPPED / PHOTO_SUMMARY)
-        print(f"Published the figures of {len(json.loads(summary.read_text())['models'])} candidates "
-              f"to {SHIPPED / PHOTO_SUMMARY}")
+        print(f"Published the figures of {publish_figures()} candidates to {SHIPPED / PHOTO_SUMMARY}")
         return
     if args.table or args.ship:
         if not summary.is_file() and args.table:

@@ -57,8 +57,8 @@ def test_table_prints_every_candidate_from_the_shipped_file(records, tmp_path, m
     table = capsys.readouterr().out
     for r in records:
         assert f"| {r['name']} | {r['what']} |" in table
-    default = next(r for r in records if r["name"] == "attrnet")
-    assert f"{default['at_0.5']['macro_f1']:.3f} [" in table
+    attrnet = next(r for r in records if r["name"] == "attrnet")
+    assert f"{attrnet['at_0.5']['macro_f1']:.3f} [" in table
 
 
 def test_publish_without_figures_says_what_is_missing(tmp_path, monkeypatch, capsys):
